@@ -1,0 +1,1 @@
+//! Test bed for ci-doctor.
