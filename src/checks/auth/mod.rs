@@ -1,0 +1,3 @@
+//! Checks of credentials.
+
+pub mod token;

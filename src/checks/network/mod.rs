@@ -1,0 +1,3 @@
+//! Checks of what each party can reach over the network.
+
+pub mod runner_url;

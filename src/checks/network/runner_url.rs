@@ -1,0 +1,369 @@
+//! `network.runner-url`: the runner reaches GitLab at its `url`, judged from the runner's own
+//! point of view.
+
+use crate::checks::Check;
+use crate::facts::config::{locate, locate_missing};
+use crate::facts::probe::{Connection, HttpResult, Resolution, UrlProbe, ViewAccess};
+use crate::facts::{ContainerInfo, Entry, Facts};
+use crate::finding::{Basis, Finding, Method, Status, Subject, View};
+use crate::fix::{Action, Fix, KeyPath, TomlValue};
+use crate::secret::redact_url;
+use crate::topology::{self, Candidate};
+
+pub struct RunnerUrl;
+
+impl Check for RunnerUrl {
+    fn id(&self) -> &'static str {
+        "network.runner-url"
+    }
+
+    fn summary(&self) -> &'static str {
+        "the runner reaches GitLab at its `url`, from inside its own container or host"
+    }
+
+    fn explanation(&self) -> &'static str {
+        include_str!("../../../checks/network.runner-url.md")
+    }
+
+    fn run(&self, facts: &Facts, out: &mut Vec<Finding>) {
+        for (index, _) in facts.runners.iter().enumerate() {
+            for entry in facts.entries(index) {
+                let subject = Subject { runner: index, entry: Some(entry.index) };
+                out.push(judge(self.id(), facts, index, entry).subject(subject));
+            }
+        }
+    }
+}
+
+/// Everything one judgement needs.
+struct Context<'a> {
+    id: &'static str,
+    facts: &'a Facts,
+    runner: usize,
+    entry: &'a Entry,
+    container: Option<&'a ContainerInfo>,
+}
+
+fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Finding {
+    let config = &facts.runners[runner].config;
+    let container = facts.runners[runner].container();
+    let context = Context { id, facts, runner, entry, container };
+    let name = entry.label();
+
+    let Some(raw_url) = entry.keys.str("url") else {
+        return Finding::new(id, Status::Error, format!("runner `{name}` has no `url`"))
+            .effect("the runner cannot contact GitLab for this entry")
+            .location(Some(locate_missing(config, Some(entry), "url")))
+            .help("set `url` to GitLab's base URL, for example `url = \"https://gitlab.example.com/\"`");
+    };
+    let location = entry.keys.get("url").map(|located| locate(config, located));
+    let shown_url = redact_url(raw_url);
+
+    let parsed = match url::Url::parse(raw_url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() => parsed,
+        _ => {
+            let guess = if raw_url.contains("://") { None } else { Some(format!("https://{}/", raw_url.trim_end_matches('/'))) };
+            let mut finding = Finding::new(id, Status::Error, format!("`url = \"{shown_url}\"` of runner `{name}` is not an http:// or https:// URL"))
+                .effect("the runner cannot build API requests from it, so it takes no jobs")
+                .location(location);
+            finding = match guess {
+                Some(guess) => finding.help(format!("write the scheme too; did you mean `{guess}`?")),
+                None => finding.help("use GitLab's base URL, for example `https://gitlab.example.com/`"),
+            };
+            return finding;
+        }
+    };
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+
+    let in_own_network = container.is_some_and(|container| !container.uses_host_network());
+    let access = facts.probes.view(runner).cloned().unwrap_or(ViewAccess::Disabled);
+    let probe = facts.probes.url(runner, raw_url);
+
+    // A loopback address inside a container is the container itself, whatever a probe says.
+    if in_own_network && topology::is_loopback_host(&host) {
+        let container = container.expect("checked above");
+        let mut finding = Finding::new(id, Status::Error, format!(
+            "runner `{name}` runs inside container `{}`; its `url` host `{host}` is that container's own loopback, not GitLab",
+            container.name
+        ))
+        .effect("every job request (and any `gitlab-runner register`) gets \"connection refused\", so the runner never picks up a job")
+        .location(location);
+        if let Some(probe) = probe {
+            finding = finding.evidence(describe_probe(probe)).basis(probe_basis(&context, &access));
+        } else {
+            finding = finding.basis(reasoning_basis(&context, &access));
+        }
+        return with_remedy(finding, &context, raw_url);
+    }
+
+    match probe {
+        Some(probe) => judge_probe(&context, probe, &access, &host, port, &shown_url, location),
+        None => judge_by_reasoning(&context, &access, &host, &shown_url, location),
+    }
+}
+
+fn judge_probe(context: &Context, probe: &UrlProbe, access: &ViewAccess, host: &str, port: u16, url: &str, location: Option<crate::finding::Location>) -> Finding {
+    let id = context.id;
+    let name = context.entry.label();
+    let place = place(context);
+    let basis = probe_basis(context, access);
+
+    let problem = |message: String, effect: &str| {
+        Finding::new(id, Status::Error, message).effect(effect.to_string()).evidence(describe_probe(probe)).basis(basis.clone()).location(location.clone())
+    };
+
+    let finding = match (&probe.resolution, &probe.connection, &probe.http) {
+        (Resolution::NotFound { .. } | Resolution::Failed { .. }, _, _) => {
+            let mut finding = problem(format!("`{host}` does not resolve {place}"), "the runner cannot contact GitLab, so it takes no jobs and its log repeats \"no such host\"");
+            for reason in why_unresolved(context, host) {
+                finding = finding.evidence(reason);
+            }
+            finding
+        }
+        (_, Some(Connection::Refused { address }), _) => {
+            let mut finding = problem(format!("connection to `{address}` ({host}) is refused {place}"), "every job request fails with \"connection refused\", so the runner takes no jobs");
+            if let Some(reason) = why_refused(context, address, port) {
+                finding = finding.evidence(reason);
+            }
+            finding
+        }
+        (_, Some(Connection::TimedOut { address }), _) => problem(
+            format!("connection to `{address}` ({host}) times out {place}"),
+            "job requests hang and fail; a firewall, a wrong address or a network the runner is not on drops the packets",
+        ),
+        (_, Some(Connection::Failed { address, message }), _) => problem(
+            format!("connection to `{address}` ({host}) fails {place}: {message}"),
+            "the runner cannot contact GitLab, so it takes no jobs",
+        ),
+        (_, _, Some(HttpResult::Tls { message })) => problem(
+            format!("TLS with `{url}` fails {place}: {message}"),
+            "the runner rejects GitLab's certificate, so every request fails with an x509 error",
+        ),
+        (_, _, Some(HttpResult::TimedOut)) => problem(
+            format!("`{url}` accepts connections {place} but sends no answer within {} s", context.facts.settings.timeout_secs),
+            "job requests time out; GitLab may be starting, overloaded, or something else holds the port",
+        ),
+        (_, _, Some(HttpResult::Failed { message })) => problem(
+            format!("HTTP request to `{url}` fails {place}: {message}"),
+            "the runner cannot talk to GitLab, so it takes no jobs",
+        ),
+        (_, _, Some(HttpResult::Answered { status, location: Some(target), .. })) if (300..400).contains(status) => {
+            return problem(format!("`{url}` answers {place} with a redirect ({status}) to `{target}`"), "the runner does not follow redirects for API calls, so every request fails")
+                .help(format!("set `url` to the address GitLab redirects to: `{}`", redirect_base(target)));
+        }
+        (_, _, Some(HttpResult::Answered { status, gitlab: false, .. })) => problem(
+            format!("`{url}` answers {place} with HTTP {status}, but not like the GitLab API"),
+            "something other than GitLab listens there, or a proxy in between rewrites the answers",
+        ),
+        (_, _, Some(HttpResult::Answered { gitlab: true, .. })) => {
+            let how = reach_detail(probe);
+            return Finding::new(id, Status::Ok, format!("runner `{name}` reaches GitLab at `{url}` {place}{how}")).basis(basis);
+        }
+        _ => problem(format!("`{url}` could not be probed {place}"), "its reachability is unknown"),
+    };
+    with_remedy(finding, context, url)
+}
+
+fn judge_by_reasoning(context: &Context, access: &ViewAccess, host: &str, url: &str, location: Option<crate::finding::Location>) -> Finding {
+    let id = context.id;
+    let basis = reasoning_basis(context, access);
+    let not_probed = match access {
+        ViewAccess::Disabled => "probes are off".to_string(),
+        ViewAccess::Unavailable { reason } => reason.clone(),
+        _ => "not probed".to_string(),
+    };
+
+    if let Some(container) = context.container {
+        let reasons = why_unresolved(context, host);
+        let names_container = known_container(context.facts, host).is_some();
+        let resolvable = resolvable_by_setting(container, host);
+        if names_container && !resolvable && !reasons.is_empty() {
+            let mut finding = Finding::new(id, Status::Error, format!("`{host}` will not resolve {}", place(context)))
+                .effect("the runner cannot contact GitLab, so it takes no jobs and its log repeats \"no such host\"")
+                .basis(basis)
+                .location(location);
+            for reason in reasons {
+                finding = finding.evidence(reason);
+            }
+            return with_remedy(finding, context, url);
+        }
+        if names_container || resolvable {
+            return Finding::new(id, Status::Ok, format!("`{host}` should resolve {} (judged from its settings; {not_probed})", place(context))).basis(basis);
+        }
+    }
+    Finding::new(id, Status::Skipped, format!("`{url}` was not probed: {not_probed}")).basis(basis)
+}
+
+/// "from container `x`" or "from this host".
+fn place(context: &Context) -> String {
+    match context.container {
+        Some(container) => format!("from container `{}`", container.name),
+        None => "from this host".to_string(),
+    }
+}
+
+fn probe_basis(context: &Context, access: &ViewAccess) -> Basis {
+    let detail = match (access, context.container) {
+        (ViewAccess::Namespace { pid }, Some(container)) => format!("probed inside the network namespace of container `{}` (process {pid}), with its own /etc/hosts and resolver", container.name),
+        _ => "probed from this host, with its /etc/hosts and resolver".to_string(),
+    };
+    Basis { view: View::Runner, method: Method::Probe, detail }
+}
+
+fn reasoning_basis(context: &Context, access: &ViewAccess) -> Basis {
+    let why = match access {
+        ViewAccess::Disabled => "probes are off (`--no-probe`)".to_string(),
+        ViewAccess::Unavailable { reason } => reason.clone(),
+        _ => "no probe result".to_string(),
+    };
+    let what = if context.container.is_some() { "judged from the container's network settings" } else { "judged from the config" };
+    Basis { view: View::Runner, method: Method::Reasoning, detail: format!("{what}; {why}") }
+}
+
+/// One line on what the probe saw.
+fn describe_probe(probe: &UrlProbe) -> String {
+    let resolved = match &probe.resolution {
+        Resolution::Literal { addresses } => format!("`{}` is an address", addresses.join(", ")),
+        Resolution::HostsFile { addresses } => format!("`{}` resolves to {} through /etc/hosts", probe.host, addresses.join(", ")),
+        Resolution::Dns { addresses, servers } => format!("`{}` resolves to {} through DNS ({})", probe.host, addresses.join(", "), servers.join(", ")),
+        Resolution::NotFound { servers } => format!("no /etc/hosts entry, and DNS ({}) answers that `{}` does not exist", servers.join(", "), probe.host),
+        Resolution::Failed { message, .. } => format!("looking up `{}` failed: {message}", probe.host),
+    };
+    let connected = match &probe.connection {
+        Some(Connection::Open { address }) => format!("; TCP connection to {address} opens"),
+        Some(Connection::Refused { address }) => format!("; TCP connection to {address} is refused"),
+        Some(Connection::TimedOut { address }) => format!("; TCP connection to {address} times out"),
+        Some(Connection::Failed { address, message }) => format!("; TCP connection to {address} fails: {message}"),
+        None => String::new(),
+    };
+    let answered = match &probe.http {
+        Some(HttpResult::Answered { status, gitlab: true, .. }) => format!("; `GET /api/v4/version` answers {status} like GitLab"),
+        Some(HttpResult::Answered { status, .. }) => format!("; `GET /api/v4/version` answers {status}"),
+        Some(HttpResult::Tls { message }) => format!("; TLS fails: {message}"),
+        Some(HttpResult::TimedOut) => "; no HTTP answer in time".to_string(),
+        Some(HttpResult::Failed { message }) => format!("; HTTP fails: {message}"),
+        None => String::new(),
+    };
+    format!("{resolved}{connected}{answered}")
+}
+
+fn reach_detail(probe: &UrlProbe) -> String {
+    match &probe.resolution {
+        Resolution::HostsFile { .. } => " (through /etc/hosts: a link or `--add-host`)".to_string(),
+        Resolution::Dns { servers, .. } if servers.iter().any(|server| server == "127.0.0.11") => " (through Docker's embedded DNS)".to_string(),
+        Resolution::Dns { .. } => " (through DNS)".to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A container named `host`: a GitLab container first, then any container on the daemon known
+/// to ci-doctor.
+fn known_container<'a>(facts: &'a Facts, host: &str) -> Option<&'a ContainerInfo> {
+    facts
+        .gitlabs
+        .iter()
+        .map(|gitlab| &gitlab.container)
+        .find(|container| container.name.eq_ignore_ascii_case(host) || container.hostname.eq_ignore_ascii_case(host))
+}
+
+/// Returns true when a link alias or an `--add-host` entry makes `host` resolve in the container.
+fn resolvable_by_setting(container: &ContainerInfo, host: &str) -> bool {
+    container.links.iter().any(|link| link.alias.eq_ignore_ascii_case(host))
+        || container.extra_hosts.iter().any(|entry| entry.split(':').next().is_some_and(|name| name.eq_ignore_ascii_case(host)))
+}
+
+/// Why `host` does not resolve in the runner's container, from the topology.
+fn why_unresolved(context: &Context, host: &str) -> Vec<String> {
+    let Some(container) = context.container else { return Vec::new() };
+    let Some(target) = known_container(context.facts, host) else {
+        return Vec::new();
+    };
+    let target_networks: Vec<&str> = target.networks.iter().map(|network| network.name.as_str()).collect();
+    let shared = topology::shared_user_networks(container, target);
+    if !shared.is_empty() {
+        return Vec::new();
+    }
+    if container.on_default_bridge_only() {
+        return vec![format!(
+            "container `{}` is on Docker's default `bridge` network, where container names resolve only through `--link`, and it has no link to `{}`",
+            container.name, target.name
+        )];
+    }
+    vec![format!(
+        "container `{}` is on {}, but `{}` is on {}; Docker resolves container names only within a shared user-defined network",
+        container.name,
+        list_networks(&container.networks.iter().map(|network| network.name.as_str()).collect::<Vec<_>>()),
+        target.name,
+        list_networks(&target_networks)
+    )]
+}
+
+fn list_networks(names: &[&str]) -> String {
+    match names {
+        [] => "no network".to_string(),
+        [one] => format!("network `{one}`"),
+        many => format!("networks {}", many.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// Why a connection to `address` is refused, when the address is a GitLab container's.
+fn why_refused(context: &Context, address: &str, port: u16) -> Option<String> {
+    let ip = address.rsplit_once(':').map(|(ip, _)| ip.trim_matches(['[', ']'])).unwrap_or(address);
+    let gitlab = context.facts.gitlabs.iter().find(|gitlab| gitlab.container.networks.iter().any(|network| network.ip.as_deref() == Some(ip)))?;
+    let internal = gitlab.internal_port(gitlab.serves_https());
+    if internal == port {
+        return None;
+    }
+    let published = gitlab.container.ports.iter().any(|binding| binding.host_port == Some(port));
+    let note = if published { format!("; {port} is only the port published on the Docker host") } else { String::new() };
+    Some(format!("`{ip}` is GitLab container `{}`, which listens on port {internal} inside its network{note}", gitlab.container.name))
+}
+
+/// Adds the repair: the first candidate URL that answered like GitLab from the runner's view,
+/// and what the other candidates did.
+fn with_remedy(finding: Finding, context: &Context, current_url: &str) -> Finding {
+    let Some(container) = context.container else {
+        return finding.help("set `url` to an address of GitLab that this host can reach");
+    };
+    let candidates = topology::gitlab_candidates(container, &context.facts.gitlabs);
+    let mut finding = finding;
+    let mut working: Option<&Candidate> = None;
+    for candidate in candidates.iter().filter(|candidate| candidate.url != current_url) {
+        match context.facts.probes.url(context.runner, &candidate.url) {
+            Some(probe) if probe.reached_gitlab() => {
+                working = working.or(Some(candidate));
+            }
+            Some(probe) => finding = finding.evidence(format!("`{}` ({}) does not work either: {}", candidate.url, candidate.reason, describe_probe(probe))),
+            None => {}
+        }
+    }
+
+    match working {
+        Some(candidate) => {
+            let mut actions = vec![Action::SetKey { path: KeyPath::entry(context.entry.index, &["url"]), value: TomlValue::String(candidate.url.clone()) }];
+            let mut why = format!("{}; confirmed from the runner's view", candidate.reason);
+            if let Some(network) = &candidate.network
+                && context.entry.uses_docker()
+                && context.entry.keys.str("docker.network_mode") != Some(network.as_str())
+            {
+                actions.push(Action::SetKey { path: KeyPath::entry(context.entry.index, &["docker", "network_mode"]), value: TomlValue::String(network.clone()) });
+                why.push_str(&format!("; job and helper containers upload artifacts to the same URL, so they join `{network}` through `network_mode`"));
+            }
+            let summary = format!("set `url = \"{}\"`", candidate.url);
+            finding.help(format!("set `url = \"{}\"` ({why})", candidate.url)).fix(Fix::safe(summary, actions))
+        }
+        None if candidates.is_empty() => finding.help("set `url` to an address of GitLab that resolves and answers inside the runner container, such as a GitLab container's name on a user-defined network both containers join"),
+        None => finding.help("no GitLab address answered from the runner's view; put the runner and GitLab containers on one user-defined network (`docker network connect NETWORK CONTAINER`) and use GitLab's container name in `url`"),
+    }
+}
+
+fn redirect_base(target: &str) -> String {
+    match url::Url::parse(target) {
+        Ok(parsed) => format!("{}://{}/", parsed.scheme(), parsed.host_str().map(|host| match parsed.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }).unwrap_or_default()),
+        Err(_) => target.to_string(),
+    }
+}

@@ -1,0 +1,3 @@
+//! Checks of the runner process itself.
+
+pub mod docker_access;

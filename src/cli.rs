@@ -1,0 +1,102 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Diagnose self-hosted GitLab CI setups: runners, their config.toml, Docker and GitLab.
+#[derive(Debug, Parser)]
+#[command(name = "ci-doctor", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub diagnose: DiagnoseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every check, one line each.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Print the documentation page of a check.
+    Explain {
+        /// Check id, for example `network.runner-url`.
+        id: String,
+    },
+}
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Text for people, grouped by runner.
+    Human,
+    /// Versioned JSON for scripts.
+    Json,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    Always,
+    Never,
+}
+
+/// Options of a diagnosis.
+#[derive(Debug, Clone, Args)]
+pub struct DiagnoseArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
+    pub format: Format,
+
+    /// Diagnose this runner config.toml instead of discovering runners (repeatable).
+    #[arg(long, short = 'c', value_name = "PATH")]
+    pub config: Vec<PathBuf>,
+
+    /// Diagnose this runner container instead of discovering runners (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub runner_container: Vec<String>,
+
+    /// GitLab base URL, for checks that talk to the GitLab API from this host.
+    #[arg(long, value_name = "URL")]
+    pub gitlab_url: Option<String>,
+
+    /// GitLab access token for API checks (read from GITLAB_TOKEN when not given).
+    #[arg(long, env = "GITLAB_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub gitlab_token: Option<String>,
+
+    /// Run only these checks: ids such as `auth.token` or areas such as `network`
+    /// (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "ID|AREA")]
+    pub only: Vec<String>,
+
+    /// Do not run these checks: ids or areas (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "ID|AREA")]
+    pub skip: Vec<String>,
+
+    /// Time limit of each probe (connection, request, Docker call), in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub timeout: f64,
+
+    /// Judge by reasoning alone: no connections from runner namespaces and no probe containers.
+    #[arg(long)]
+    pub no_probe: bool,
+
+    /// Treat warnings as failures in the exit status.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// When to use colour.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+
+    /// Log to stderr: `-v` for decisions, `-vv` for raw answers (secrets redacted).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}

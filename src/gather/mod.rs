@@ -1,0 +1,223 @@
+//! Gathers every fact once, concurrently, each I/O under its own time limit and the whole run
+//! under one deadline.
+
+pub mod config;
+pub mod docker;
+pub mod native;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use crate::facts::config::ConfigOrigin;
+use crate::facts::docker::GitLabContainer;
+use crate::facts::host::HostFacts;
+use crate::facts::runner::{NativeRunner, RunnerKind, RunnerProcess};
+use crate::facts::{Facts, Settings};
+use docker::{DockerClient, Endpoint};
+
+/// Docker calls in flight at once, so that a host with hundreds of containers does not flood
+/// its daemon.
+const DOCKER_CONCURRENCY: usize = 16;
+
+/// What to gather and how long each step may take.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub configs: Vec<PathBuf>,
+    pub runner_containers: Vec<String>,
+    pub timeout: Duration,
+    pub no_probe: bool,
+    pub has_gitlab_token: bool,
+}
+
+impl Options {
+    /// The whole run's deadline: time for the Docker round trips and for one round of probes.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout * 3 + Duration::from_secs(1)
+    }
+}
+
+/// Gathers the facts of this host.
+pub async fn gather(options: &Options) -> Facts {
+    let deadline = options.deadline();
+    let mut facts = Facts {
+        host: host_facts(),
+        settings: Settings {
+            no_probe: options.no_probe,
+            timeout_secs: options.timeout.as_secs_f64(),
+            explicit_runners: !options.configs.is_empty() || !options.runner_containers.is_empty(),
+            has_gitlab_token: options.has_gitlab_token,
+        },
+        ..Facts::default()
+    };
+
+    // The Docker endpoint first: runner discovery depends on it.
+    let endpoint = Endpoint::from_env();
+    facts.docker.endpoint = crate::secret::redact_url(&endpoint.url);
+    facts.docker.endpoint_from_env = endpoint.from_env;
+    if let Some(path) = endpoint.socket_path() {
+        facts.docker.socket = Some(docker::inspect_socket(&path));
+    }
+    let client = match docker::connect(&endpoint, options.timeout).await {
+        Ok((client, mut info)) => {
+            let (_, listed) = tokio::join!(client.add_info(&mut info), client.list());
+            facts.docker.daemon = Some(Ok(info));
+            match listed {
+                Ok(containers) => Some((client, containers)),
+                Err(error) => {
+                    facts.docker.daemon = Some(Err(error));
+                    None
+                }
+            }
+        }
+        Err(error) => {
+            facts.docker.daemon = Some(Err(error));
+            None
+        }
+    };
+
+    if let Some((client, containers)) = &client {
+        facts.docker.containers_seen = containers.len();
+        discover_containers(&mut facts, client, containers, options).await;
+    }
+    add_native_runners(&mut facts, options);
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    tracing::debug!(runners = facts.runners.len(), gitlabs = facts.gitlabs.len(), ?remaining, "discovery done");
+    facts.probes = crate::probe::run(&facts, options.timeout, deadline).await;
+    facts
+}
+
+fn host_facts() -> HostFacts {
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let user = nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|user| user.name).unwrap_or_else(|| uid.to_string());
+    let mut groups: Vec<(u32, Option<String>)> = nix::unistd::getgroups()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|group| {
+            let name = nix::unistd::Group::from_gid(group).ok().flatten().map(|group| group.name);
+            (group.as_raw(), name)
+        })
+        .collect();
+    groups.sort();
+    groups.dedup();
+    HostFacts { user, uid, gid, groups }
+}
+
+/// Inspects runner and GitLab containers and reads each runner's config.
+async fn discover_containers(facts: &mut Facts, client: &DockerClient, containers: &[bollard::models::ContainerSummary], options: &Options) {
+    let explicit = !options.runner_containers.is_empty() || !options.configs.is_empty();
+    let mut runner_names: Vec<String> = if explicit {
+        options.runner_containers.clone()
+    } else {
+        containers.iter().filter(|summary| docker::is_runner(summary)).map(docker::summary_name).collect()
+    };
+    let gitlab_names: Vec<String> = containers
+        .iter()
+        .filter(|summary| summary.image.as_deref().is_some_and(docker::is_gitlab_image))
+        .map(docker::summary_name)
+        .collect();
+
+    // With `--config`, a file that is some runner container's mounted config is diagnosed from
+    // that container's view; so inspect every runner container to find out.
+    if !options.configs.is_empty() {
+        for summary in containers.iter().filter(|summary| docker::is_runner(summary)) {
+            let name = docker::summary_name(summary);
+            if !runner_names.contains(&name) {
+                runner_names.push(name);
+            }
+        }
+    }
+
+    let semaphore = tokio::sync::Semaphore::new(DOCKER_CONCURRENCY);
+    let inspect = |name: String| {
+        let semaphore = &semaphore;
+        async move {
+            let _permit = semaphore.acquire().await;
+            (name.clone(), client.inspect(&name).await)
+        }
+    };
+    let (runners, gitlabs) = tokio::join!(
+        join_all(runner_names.iter().cloned().map(inspect)),
+        join_all(gitlab_names.iter().cloned().map(inspect)),
+    );
+
+    for (name, result) in gitlabs {
+        match result {
+            Ok(container) => {
+                let omnibus = omnibus_config(client, &container.id).await;
+                let (external_url, listen_port) = crate::topology::parse_omnibus_config(omnibus.as_deref().unwrap_or(""));
+                facts.gitlabs.push(GitLabContainer { container, external_url, listen_port });
+            }
+            Err(error) => tracing::warn!(container = %name, error = %error.message, "failed to inspect GitLab container"),
+        }
+    }
+
+    let is_local = facts.docker.info().is_some_and(|info| info.is_local);
+    let mut inspected = Vec::new();
+    for (name, result) in runners {
+        match result {
+            Ok(container) => inspected.push(container),
+            Err(error) if options.runner_containers.contains(&name) => {
+                facts.missing_inputs.push(format!("failed to inspect runner container `{name}`: {}; list containers with `docker ps -a`", error.message));
+            }
+            Err(error) => tracing::warn!(container = %name, error = %error.message, "failed to inspect runner container"),
+        }
+    }
+
+    let configs = join_all(inspected.iter().map(|container| config::read_container_config(client, container, is_local))).await;
+    let wanted_configs: Vec<PathBuf> = options.configs.iter().map(|path| native::canonical(path)).collect();
+    for (container, config) in inspected.into_iter().zip(configs) {
+        let named = options.runner_containers.contains(&container.name);
+        let matches_config = config.host_path.as_ref().is_some_and(|path| wanted_configs.contains(&native::canonical(path)));
+        if explicit && !named && !matches_config {
+            continue;
+        }
+        facts.runners.push(RunnerProcess { kind: RunnerKind::Container(Box::new(container)), config });
+    }
+}
+
+/// `GITLAB_OMNIBUS_CONFIG` of a GitLab container. It is read here and reduced to the URL and
+/// port at once, because it often holds passwords too.
+async fn omnibus_config(client: &DockerClient, id: &str) -> Option<String> {
+    let response = docker::call(client.timeout, client.docker.inspect_container(id, None)).await.ok()?;
+    response
+        .config?
+        .env?
+        .into_iter()
+        .find_map(|pair| pair.strip_prefix("GITLAB_OMNIBUS_CONFIG=").map(str::to_string))
+}
+
+/// Adds runners installed on this host, or the files named with `--config` that no runner
+/// container uses.
+fn add_native_runners(facts: &mut Facts, options: &Options) {
+    let used: Vec<PathBuf> = facts.runners.iter().filter_map(|runner| runner.config.host_path.as_deref().map(native::canonical)).collect();
+
+    if !options.configs.is_empty() {
+        for path in &options.configs {
+            if used.contains(&native::canonical(path)) {
+                continue;
+            }
+            let config = config::read_host_config(path, ConfigOrigin::Given);
+            let runner = NativeRunner { pid: None, user: None, found_by: "--config".into() };
+            facts.runners.push(RunnerProcess { kind: RunnerKind::Native(runner), config });
+        }
+        return;
+    }
+    if !options.runner_containers.is_empty() {
+        return;
+    }
+
+    for candidate in native::discover() {
+        // A host directory mounted into a runner container is that container's config, not a
+        // second runner, unless a runner process on the host uses it.
+        if candidate.runner.pid.is_none() && used.contains(&native::canonical(&candidate.config)) {
+            continue;
+        }
+        let config = config::read_host_config(&candidate.config, ConfigOrigin::HostFile);
+        facts.runners.push(RunnerProcess { kind: RunnerKind::Native(candidate.runner), config });
+    }
+}

@@ -1,0 +1,357 @@
+//! Probes: connections made from a runner's own point of view.
+//!
+//! For a runner container, the probe enters the container's network namespace and uses the
+//! container's hosts file, resolver configuration and CA bundle, so a name resolves and a
+//! certificate verifies exactly as they would for the runner. That needs root on the Docker
+//! host; without it, or for a remote daemon, the checks reason from the container's settings
+//! alone and say so.
+
+pub mod http;
+pub mod netns;
+pub mod resolve;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::facts::probe::{
+    Connection, Probes, Resolution, SocketProbe, SocketState, TokenOutcome, TokenProbe, UrlProbe, ViewAccess, ViewFact,
+};
+use crate::facts::{Facts, RunnerKind};
+use crate::secret::Secret;
+use crate::topology;
+use view::ViewFiles;
+
+/// Label carried by every container ci-doctor creates, so that it is never mistaken for a
+/// runner and can always be found and removed.
+pub const PROBE_LABEL: &str = "ci-doctor.probe";
+
+/// The socket the runner uses when neither `host` nor `DOCKER_HOST` names one.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// What to probe from one runner's point of view.
+#[derive(Debug, Clone, Default)]
+struct Plan {
+    runner: usize,
+    /// URL to probe, with the PEM files of extra CAs the runner trusts for it.
+    urls: BTreeMap<String, Vec<String>>,
+    /// Entry index, its URL and its token.
+    tokens: Vec<(usize, String, Secret)>,
+    system_id: Option<String>,
+}
+
+/// Runs every probe of every runner concurrently, finishing by `deadline`.
+pub async fn run(facts: &Facts, timeout: Duration, deadline: Instant) -> Probes {
+    let mut probes = Probes::default();
+    let mut sessions = Vec::new();
+
+    for (index, runner) in facts.runners.iter().enumerate() {
+        let access = access_for(facts, index);
+        let plan = plan(facts, index);
+        probes.views.push(ViewFact { runner: index, access: access.clone() });
+
+        if !access.probed() {
+            let reason = match &access {
+                ViewAccess::Disabled => "probes are off (`--no-probe`)".to_string(),
+                ViewAccess::Unavailable { reason } => reason.clone(),
+                _ => String::new(),
+            };
+            for (entry, _, _) in &plan.tokens {
+                probes.tokens.push(TokenProbe { runner: index, entry: *entry, outcome: TokenOutcome::NotSent { reason: reason.clone() } });
+            }
+            continue;
+        }
+
+        let root = match (&runner.kind, &access) {
+            (RunnerKind::Container(_), ViewAccess::Namespace { pid }) => format!("/proc/{pid}/root"),
+            _ => "/".to_string(),
+        };
+        probes.sockets.extend(probe_sockets(facts, index, Path::new(&root), timeout).await);
+
+        let files = ViewFiles::load(Path::new(&root));
+        let pid = match access {
+            ViewAccess::Namespace { pid } => Some(pid),
+            _ => None,
+        };
+        sessions.push(run_session(pid, plan, files, timeout, deadline));
+    }
+
+    for (urls, tokens) in join_all(sessions).await {
+        probes.urls.extend(urls);
+        probes.tokens.extend(tokens);
+    }
+    probes
+}
+
+/// Decides how runner `runner`'s point of view can be reached.
+fn access_for(facts: &Facts, runner: usize) -> ViewAccess {
+    if facts.settings.no_probe {
+        return ViewAccess::Disabled;
+    }
+    let container = match &facts.runners[runner].kind {
+        RunnerKind::Native(_) => return ViewAccess::HostNetwork,
+        RunnerKind::Container(container) => container,
+    };
+    if !facts.docker.info().is_some_and(|info| info.is_local) {
+        return ViewAccess::Unavailable { reason: "the Docker daemon is not on this machine, so its containers' namespaces are out of reach".into() };
+    }
+    let Some(pid) = container.pid.filter(|_| container.is_running()) else {
+        return ViewAccess::Unavailable { reason: format!("container `{}` is not running", container.name) };
+    };
+    match netns::can_enter(pid) {
+        Ok(()) => ViewAccess::Namespace { pid },
+        Err(reason) => ViewAccess::Unavailable { reason },
+    }
+}
+
+/// Lists the URLs and tokens to try for runner `runner`.
+fn plan(facts: &Facts, runner: usize) -> Plan {
+    let process = &facts.runners[runner];
+    let mut plan = Plan { runner, system_id: process.config.system_id.clone(), ..Plan::default() };
+    let config_dir = process.config.path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    for entry in facts.entries(runner) {
+        let Some(url) = entry.keys.str("url").map(str::to_string) else { continue };
+        let Ok(parsed) = url::Url::parse(&url) else { continue };
+        let mut cas = Vec::new();
+        if let Some(ca) = entry.keys.str("tls-ca-file") {
+            cas.push(ca.to_string());
+        } else if let Some(host) = parsed.host_str() {
+            // The runner loads `certs/<host>.crt` beside its config when `tls-ca-file` is unset.
+            cas.push(config_dir.join("certs").join(format!("{host}.crt")).to_string_lossy().to_string());
+        }
+        plan.urls.entry(url.clone()).or_default().extend(cas);
+        if let Some(token) = entry.keys.secret("token") {
+            plan.tokens.push((entry.index, url, token.clone()));
+        }
+    }
+
+    // URLs a fix could propose are probed in the same round, so that a dead GitLab costs
+    // one time limit rather than two.
+    if let RunnerKind::Container(container) = &process.kind {
+        for candidate in topology::gitlab_candidates(container, &facts.gitlabs) {
+            plan.urls.entry(candidate.url).or_default();
+        }
+    }
+    plan
+}
+
+/// Runs a plan inside the namespace of `pid`, or on this host when `pid` is `None`.
+async fn run_session(pid: Option<u32>, plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> (Vec<UrlProbe>, Vec<TokenProbe>) {
+    let runner = plan.runner;
+    let urls: Vec<String> = plan.urls.keys().cloned().collect();
+    let tokens = plan.tokens.clone();
+
+    let result = match pid {
+        Some(pid) => {
+            let session = netns::run_in_namespace(pid, move || session(plan, files, timeout, deadline));
+            // The thread gets a little longer than the deadline to report its own time-outs.
+            match tokio::time::timeout_at(deadline + Duration::from_millis(500), session).await {
+                Ok(result) => result,
+                Err(_) => Err("the probe did not finish before the run's deadline".to_string()),
+            }
+        }
+        None => Ok(session(plan, files, timeout, deadline).await),
+    };
+
+    match result {
+        Ok(results) => results,
+        Err(message) => {
+            tracing::warn!(runner, %message, "probe session failed");
+            let url_probes = urls
+                .iter()
+                .map(|url| failed_url_probe(runner, url, &message))
+                .collect();
+            let token_probes = tokens
+                .iter()
+                .map(|(entry, _, _)| TokenProbe { runner, entry: *entry, outcome: TokenOutcome::Failed { message: message.clone() } })
+                .collect();
+            (url_probes, token_probes)
+        }
+    }
+}
+
+fn failed_url_probe(runner: usize, url: &str, message: &str) -> UrlProbe {
+    let parsed = url::Url::parse(url).ok();
+    UrlProbe {
+        runner,
+        url: crate::secret::redact_url(url),
+        host: parsed.as_ref().and_then(|url| url.host_str().map(str::to_string)).unwrap_or_default(),
+        port: parsed.as_ref().and_then(url::Url::port_or_known_default).unwrap_or(0),
+        resolution: Resolution::Failed { message: message.to_string(), servers: Vec::new() },
+        connection: None,
+        http: None,
+    }
+}
+
+/// Probes every URL of the plan concurrently, then verifies each token whose URL answered
+/// like GitLab.
+async fn session(plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> (Vec<UrlProbe>, Vec<TokenProbe>) {
+    let probes = join_all(plan.urls.iter().map(|(url, cas)| probe_url(plan.runner, url, cas, &files, timeout, deadline))).await;
+
+    let mut clients = BTreeMap::new();
+    let mut url_probes = Vec::new();
+    for (probe, client) in probes {
+        if let Some(client) = client {
+            clients.insert(probe.url.clone(), client);
+        }
+        url_probes.push(probe);
+    }
+
+    let verifications = plan.tokens.iter().map(|(entry, url, token)| {
+        let probe = url_probes.iter().find(|probe| &probe.url == url);
+        let client = clients.get(url);
+        let system_id = plan.system_id.clone();
+        async move {
+            let outcome = match (probe, client) {
+                (Some(probe), Some(client)) if probe.reached_gitlab() => {
+                    let verify_deadline = (Instant::now() + timeout).min(deadline);
+                    client.verify(&api_base(url), token, system_id.as_deref(), verify_deadline).await
+                }
+                _ => TokenOutcome::NotSent { reason: format!("`{}` did not answer like GitLab from the runner's view", crate::secret::redact_url(url)) },
+            };
+            TokenProbe { runner: plan.runner, entry: *entry, outcome }
+        }
+    });
+    let token_probes = join_all(verifications).await;
+    (url_probes, token_probes)
+}
+
+/// Looks up, connects to and asks one URL, within one time limit.
+async fn probe_url(runner: usize, url: &str, cas: &[String], files: &ViewFiles, timeout: Duration, deadline: Instant) -> (UrlProbe, Option<http::Client>) {
+    let deadline = (Instant::now() + timeout).min(deadline);
+    let Ok(parsed) = url::Url::parse(url) else {
+        return (failed_url_probe(runner, url, "not a valid URL"), None);
+    };
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let mut probe = UrlProbe {
+        runner,
+        url: url.to_string(),
+        host: host.clone(),
+        port,
+        resolution: Resolution::Failed { message: String::new(), servers: Vec::new() },
+        connection: None,
+        http: None,
+    };
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    probe.resolution = resolve::resolve(&host, files, remaining).await;
+    let addresses: Vec<SocketAddr> = probe
+        .resolution
+        .addresses()
+        .iter()
+        .filter_map(|address| address.parse::<IpAddr>().ok())
+        .map(|address| SocketAddr::new(address, port))
+        .collect();
+    if addresses.is_empty() {
+        return (probe, None);
+    }
+
+    let connection = http::connect(&addresses, deadline).await;
+    let open = matches!(connection, Connection::Open { .. });
+    probe.connection = Some(connection);
+    if !open {
+        return (probe, None);
+    }
+
+    let mut roots = files.roots.clone();
+    for ca in cas {
+        if let Ok(bytes) = std::fs::read(files.path(ca)) {
+            roots.extend(view::parse_pem_certificates(&bytes));
+        }
+    }
+    let client = match http::Client::new(&host, &addresses, &roots, timeout) {
+        Ok(client) => client,
+        Err(message) => {
+            probe.http = Some(crate::facts::probe::HttpResult::Failed { message });
+            return (probe, None);
+        }
+    };
+    probe.http = Some(client.probe_api(&api_base(url), deadline).await);
+    (probe, Some(client))
+}
+
+/// The base the runner builds API URLs from: `url` without a trailing slash or legacy `/ci`.
+pub fn api_base(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    trimmed.strip_suffix("/ci").unwrap_or(trimmed).to_string()
+}
+
+/// Probes the Docker socket paths that docker-executor entries of a runner container use.
+async fn probe_sockets(facts: &Facts, runner: usize, root: &Path, timeout: Duration) -> Vec<SocketProbe> {
+    let RunnerKind::Container(container) = &facts.runners[runner].kind else { return Vec::new() };
+    let mut paths: Vec<String> = Vec::new();
+    for entry in facts.entries(runner).iter().filter(|entry| entry.uses_docker()) {
+        if let Some(path) = socket_path_of(entry.keys.str("docker.host"), container.env("DOCKER_HOST"))
+            && !paths.contains(&path)
+        {
+            paths.push(path);
+        }
+    }
+
+    let mut out = Vec::new();
+    for path in paths {
+        let state = probe_socket(&root.join(path.trim_start_matches('/')), timeout).await;
+        out.push(SocketProbe { runner, path, state });
+    }
+    out
+}
+
+/// The Unix socket a docker-executor entry uses: its `host`, else the runner's `DOCKER_HOST`,
+/// else the default. `None` when the endpoint is not a Unix socket.
+pub fn socket_path_of(host: Option<&str>, docker_host_env: Option<&str>) -> Option<String> {
+    let endpoint = host
+        .filter(|host| !host.is_empty())
+        .or(docker_host_env.filter(|host| !host.is_empty()))
+        .unwrap_or("unix:///var/run/docker.sock");
+    endpoint.strip_prefix("unix://").map(str::to_string)
+}
+
+/// Checks that `path` is a socket and that a Docker daemon answers `GET /_ping` through it.
+async fn probe_socket(path: &Path, timeout: Duration) -> SocketState {
+    use std::os::unix::fs::FileTypeExt;
+
+    let Ok(meta) = std::fs::metadata(path) else { return SocketState::Missing };
+    if !meta.file_type().is_socket() {
+        return SocketState::NotASocket;
+    }
+    let ping = async {
+        let mut stream = tokio::net::UnixStream::connect(path).await?;
+        stream.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n").await?;
+        let mut answer = vec![0u8; 256];
+        let read = stream.read(&mut answer).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer[..read]).to_string())
+    };
+    match tokio::time::timeout(timeout, ping).await {
+        Ok(Ok(answer)) if answer.starts_with("HTTP/1.") && answer.contains(" 200 ") => SocketState::Answers,
+        Ok(Ok(answer)) => SocketState::Failed { message: format!("unexpected answer: {}", answer.lines().next().unwrap_or("")) },
+        Ok(Err(error)) => SocketState::Failed { message: error.to_string() },
+        Err(_) => SocketState::Failed { message: "no answer in time".into() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_base_drops_slash_and_legacy_suffix() {
+        assert_eq!(api_base("http://gitlab/"), "http://gitlab");
+        assert_eq!(api_base("https://example.test/gitlab/ci"), "https://example.test/gitlab");
+    }
+
+    #[test]
+    fn socket_path_follows_the_runner_order() {
+        assert_eq!(socket_path_of(None, None).as_deref(), Some("/var/run/docker.sock"));
+        assert_eq!(socket_path_of(Some("unix:///run/user/1000/docker.sock"), None).as_deref(), Some("/run/user/1000/docker.sock"));
+        assert_eq!(socket_path_of(Some(""), Some("unix:///custom.sock")).as_deref(), Some("/custom.sock"));
+        assert_eq!(socket_path_of(Some("tcp://docker:2375"), None), None);
+    }
+}
