@@ -59,10 +59,9 @@ impl FromStr for DnsRecord {
         let (name, address) = text
             .split_once('=')
             .with_context(|| format!("invalid record {text:?}: expected NAME=IP"))?;
-        let address: IpAddr = address
-            .trim()
-            .parse()
-            .with_context(|| format!("invalid record {text:?}: {address:?} is not an IP address"))?;
+        let address: IpAddr = address.trim().parse().with_context(|| {
+            format!("invalid record {text:?}: {address:?} is not an IP address")
+        })?;
         let name = name.trim();
         let (wildcard, domain) = match name.strip_prefix("*.") {
             Some(domain) => (true, domain),
@@ -102,7 +101,8 @@ fn respond(records: &[DnsRecord], request: &Message) -> Message {
         edns.set_max_payload(MAX_UDP_PAYLOAD);
         response.edns = Some(edns);
     }
-    if request.metadata.message_type != MessageType::Query || request.metadata.op_code != OpCode::Query
+    if request.metadata.message_type != MessageType::Query
+        || request.metadata.op_code != OpCode::Query
     {
         response.metadata.response_code = ResponseCode::NotImp;
         return response;
@@ -115,7 +115,10 @@ fn respond(records: &[DnsRecord], request: &Message) -> Message {
     response.metadata.authoritative = true;
 
     let name = query.name().to_lowercase();
-    let matching: Vec<&DnsRecord> = records.iter().filter(|record| record.matches(&name)).collect();
+    let matching: Vec<&DnsRecord> = records
+        .iter()
+        .filter(|record| record.matches(&name))
+        .collect();
     if matching.is_empty() {
         response.metadata.response_code = ResponseCode::NXDomain;
         return response;
@@ -133,7 +136,11 @@ fn respond(records: &[DnsRecord], request: &Message) -> Message {
 }
 
 /// Serves `records` on a UDP socket and a TCP listener until one of them fails.
-pub async fn serve_dns(records: Vec<DnsRecord>, udp: UdpSocket, tcp: TcpListener) -> anyhow::Result<()> {
+pub async fn serve_dns(
+    records: Vec<DnsRecord>,
+    udp: UdpSocket,
+    tcp: TcpListener,
+) -> anyhow::Result<()> {
     let records = Arc::new(records);
     tokio::try_join!(serve_udp(records.clone(), udp), serve_tcp(records, tcp))?;
     Ok(())
@@ -143,10 +150,10 @@ async fn serve_udp(records: Arc<Vec<DnsRecord>>, socket: UdpSocket) -> anyhow::R
     let mut buffer = vec![0u8; usize::from(MAX_UDP_PAYLOAD).max(512)];
     loop {
         let (length, peer) = socket.recv_from(&mut buffer).await?;
-        if let Some(response) = answer(&records, &buffer[..length]) {
-            if let Err(error) = socket.send_to(&response, peer).await {
-                tracing::info!(%peer, %error, "failed to send a UDP DNS response");
-            }
+        if let Some(response) = answer(&records, &buffer[..length])
+            && let Err(error) = socket.send_to(&response, peer).await
+        {
+            tracing::info!(%peer, %error, "failed to send a UDP DNS response");
         }
     }
 }
@@ -233,7 +240,10 @@ mod tests {
     fn wildcard_matches_only_subdomains() {
         let below = ask("review.apps.example.test.", RecordType::A);
         assert_eq!(below.answers.len(), 1);
-        assert_eq!(below.answers[0].name, Name::from_ascii("review.apps.example.test.").unwrap());
+        assert_eq!(
+            below.answers[0].name,
+            Name::from_ascii("review.apps.example.test.").unwrap()
+        );
         let apex = ask("apps.example.test.", RecordType::A);
         assert_eq!(apex.metadata.response_code, ResponseCode::NXDomain);
     }
@@ -248,7 +258,10 @@ mod tests {
 
     #[test]
     fn record_display_parses_back() {
-        for text in ["gitlab.example.test=10.1.2.3", "*.apps.example.test=fd00::1"] {
+        for text in [
+            "gitlab.example.test=10.1.2.3",
+            "*.apps.example.test=fd00::1",
+        ] {
             let record: DnsRecord = text.parse().unwrap();
             let again: DnsRecord = record.to_string().parse().unwrap();
             assert_eq!(again, record, "{text}");
@@ -257,7 +270,9 @@ mod tests {
 
     #[test]
     fn record_without_ip_is_rejected() {
-        let error = "gitlab.example.test=nowhere".parse::<DnsRecord>().unwrap_err();
+        let error = "gitlab.example.test=nowhere"
+            .parse::<DnsRecord>()
+            .unwrap_err();
         assert!(error.to_string().contains("not an IP address"), "{error}");
     }
 }

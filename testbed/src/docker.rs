@@ -35,11 +35,16 @@ pub(crate) fn docker_output<S: AsRef<OsStr>>(args: &[S]) -> anyhow::Result<Outpu
 pub(crate) fn docker<S: AsRef<OsStr>>(args: &[S]) -> anyhow::Result<String> {
     let output = docker_output(args)?;
     check(args, &output)?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_owned())
 }
 
 /// Runs `docker ARGS` with `input` on stdin, for `docker import -`.
-pub(crate) fn docker_with_input<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> anyhow::Result<String> {
+pub(crate) fn docker_with_input<S: AsRef<OsStr>>(
+    args: &[S],
+    input: &[u8],
+) -> anyhow::Result<String> {
     let mut child = Command::new("docker")
         .args(args)
         .stdin(Stdio::piped())
@@ -47,7 +52,10 @@ pub(crate) fn docker_with_input<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> an
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("failed to start `{}`", command_line(args)))?;
-    let mut stdin = child.stdin.take().context("the docker client has no stdin")?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .context("the docker client has no stdin")?;
     // Write on another thread, so a client that fills its stdout pipe before
     // reading all of stdin cannot deadlock with us.
     let input = input.to_vec();
@@ -55,10 +63,14 @@ pub(crate) fn docker_with_input<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> an
     let output = child
         .wait_with_output()
         .with_context(|| format!("failed to wait for `{}`", command_line(args)))?;
-    let written = writer.join().expect("the stdin writer thread does not panic");
+    let written = writer
+        .join()
+        .expect("the stdin writer thread does not panic");
     check(args, &output)?;
     written.with_context(|| format!("failed to write the input of `{}`", command_line(args)))?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_owned())
 }
 
 fn check<S: AsRef<OsStr>>(args: &[S], output: &Output) -> anyhow::Result<()> {
@@ -80,8 +92,8 @@ pub(crate) fn inspect(kind: &str, name: &str) -> anyhow::Result<Option<serde_jso
     let args = [kind, "inspect", "--format", "{{json .}}", name];
     let output = docker_output(&args)?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("No such") || stderr.contains("not found") {
+        let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        if stderr.contains("no such") || stderr.contains("not found") {
             return Ok(None);
         }
         check(&args, &output)?;

@@ -91,8 +91,8 @@ fn ensure_busybox_image() -> anyhow::Result<()> {
 }
 
 fn ensure_standin_image(binary: &Path) -> anyhow::Result<()> {
-    let contents = std::fs::read(binary)
-        .with_context(|| format!("failed to read {}", binary.display()))?;
+    let contents =
+        std::fs::read(binary).with_context(|| format!("failed to read {}", binary.display()))?;
     let hash = format!("{:016x}", fnv1a64(&contents));
     let existing = inspect("image", STANDIN_IMAGE)?;
     if let Some(image) = &existing
@@ -144,7 +144,13 @@ fn busybox_root_fs(extra: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
     let applets = String::from_utf8_lossy(&list.stdout);
 
     let mut builder = tar::Builder::new(Vec::new());
-    for (dir, mode) in [("bin", 0o755), ("etc", 0o755), ("root", 0o700), ("tmp", 0o1777), ("standin", 0o755)] {
+    for (dir, mode) in [
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("root", 0o700),
+        ("tmp", 0o1777),
+        ("standin", 0o755),
+    ] {
         append_dir(&mut builder, dir, mode)?;
     }
     append_file(&mut builder, "bin/busybox", &busybox, 0o755)?;
@@ -160,7 +166,12 @@ fn busybox_root_fs(extra: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
         b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
         0o644,
     )?;
-    append_file(&mut builder, "etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644)?;
+    append_file(
+        &mut builder,
+        "etc/group",
+        b"root:x:0:\nnogroup:x:65534:\n",
+        0o644,
+    )?;
     for (path, contents) in extra {
         append_file(&mut builder, path, contents, 0o755)?;
     }
@@ -184,13 +195,22 @@ fn append_dir(builder: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32) -> any
     Ok(())
 }
 
-fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+fn append_file(
+    builder: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    contents: &[u8],
+    mode: u32,
+) -> anyhow::Result<()> {
     let mut header = header(tar::EntryType::Regular, mode, contents.len() as u64);
     builder.append_data(&mut header, path, contents)?;
     Ok(())
 }
 
-fn append_symlink(builder: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) -> anyhow::Result<()> {
+fn append_symlink(
+    builder: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    target: &str,
+) -> anyhow::Result<()> {
     let mut header = header(tar::EntryType::Symlink, 0o777, 0);
     builder.append_link(&mut header, path, target)?;
     Ok(())
@@ -200,7 +220,10 @@ fn append_symlink(builder: &mut tar::Builder<Vec<u8>>, path: &str, target: &str)
 /// dynamically linked executable), which a busybox image does not have.
 fn has_interpreter(elf: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
-    let read_u16 = |offset: usize| elf.get(offset..offset + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let read_u16 = |offset: usize| {
+        elf.get(offset..offset + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let read_u32 = |offset: usize| {
         elf.get(offset..offset + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -214,7 +237,9 @@ fn has_interpreter(elf: &[u8]) -> bool {
     if elf.get(..5) != Some(b"\x7fELF\x02") {
         return false;
     }
-    let (Some(table), Some(entry_size), Some(count)) = (read_u64(0x20), read_u16(0x36), read_u16(0x38)) else {
+    let (Some(table), Some(entry_size), Some(count)) =
+        (read_u64(0x20), read_u16(0x36), read_u16(0x38))
+    else {
         return false;
     };
     (0..usize::from(count)).any(|index| {
@@ -245,7 +270,10 @@ fn standin_binary() -> anyhow::Result<PathBuf> {
         let contents = std::fs::read(&path)
             .with_context(|| format!("{STANDIN_BIN_ENV}={} cannot be read", path.display()))?;
         if has_interpreter(&contents) {
-            bail!("{STANDIN_BIN_ENV}={} is dynamically linked; the standin image needs a static binary", path.display());
+            bail!(
+                "{STANDIN_BIN_ENV}={} is dynamically linked; the standin image needs a static binary",
+                path.display()
+            );
         }
         return Ok(path);
     }
@@ -270,7 +298,14 @@ fn standin_binary() -> anyhow::Result<PathBuf> {
         .arg("build")
         .arg("--manifest-path")
         .arg(manifest_dir.join("Cargo.toml"))
-        .args(["-p", "ci-doctor-testbed", "--bin", "gitlab-standin", "--target", &triple])
+        .args([
+            "-p",
+            "ci-doctor-testbed",
+            "--bin",
+            "gitlab-standin",
+            "--target",
+            &triple,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // With an explicit --target, RUSTFLAGS applies to the target only and
@@ -287,9 +322,15 @@ fn standin_binary() -> anyhow::Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let binary = target_dir.join(&triple).join("debug").join("gitlab-standin");
+    let binary = target_dir
+        .join(&triple)
+        .join("debug")
+        .join("gitlab-standin");
     if !binary.is_file() {
-        bail!("cargo reported success but {} does not exist", binary.display());
+        bail!(
+            "cargo reported success but {} does not exist",
+            binary.display()
+        );
     }
     Ok(binary)
 }
@@ -370,13 +411,23 @@ mod tests {
             let entry = entry.unwrap();
             let path = entry.path().unwrap().to_string_lossy().into_owned();
             if entry.header().entry_type() == tar::EntryType::Symlink {
-                assert_eq!(entry.link_name().unwrap().unwrap().to_str(), Some("busybox"), "{path}");
+                assert_eq!(
+                    entry.link_name().unwrap().unwrap().to_str(),
+                    Some("busybox"),
+                    "{path}"
+                );
             }
             paths.push(path);
         }
         assert!(paths.contains(&"bin/busybox".to_owned()));
         assert!(paths.contains(&"bin/wget".to_owned()));
         assert!(paths.contains(&"bin/sh".to_owned()));
-        assert_eq!(paths.iter().filter(|path| path.as_str() == "bin/busybox").count(), 1);
+        assert_eq!(
+            paths
+                .iter()
+                .filter(|path| path.as_str() == "bin/busybox")
+                .count(),
+            1
+        );
     }
 }

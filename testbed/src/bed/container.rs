@@ -11,7 +11,10 @@ use super::{Bed, Created};
 use crate::dns::DnsRecord;
 use crate::docker::{docker, docker_output, inspect};
 use crate::images::{self, Base};
-use crate::standin::{LoggedRequest, REQUEST_LOG_FILE_NAME, TestCertificates, read_request_log, test_ca_and_server_cert};
+use crate::standin::{
+    LoggedRequest, REQUEST_LOG_FILE_NAME, TestCertificates, read_request_log,
+    test_ca_and_server_cert,
+};
 use crate::state::State;
 
 /// Command of containers that only need to exist and run: sleep for about
@@ -32,15 +35,23 @@ enum Lifecycle {
     /// `docker create` only: status `created`.
     Created,
     /// Started with a command that writes `log` to stderr and exits with `code`.
-    Exited { code: i32, log: String },
+    Exited {
+        code: i32,
+        log: String,
+    },
 }
 
 /// What the container runs.
 #[derive(Debug, Clone)]
 enum Role {
     Plain,
-    Standin { state: Box<State>, https_names: Vec<String> },
-    Dns { records: Vec<DnsRecord> },
+    Standin {
+        state: Box<State>,
+        https_names: Vec<String>,
+    },
+    Dns {
+        records: Vec<DnsRecord>,
+    },
 }
 
 struct NetworkAttachment {
@@ -287,10 +298,10 @@ impl<'b> ContainerBuilder<'b> {
     }
 
     fn use_standin_base(&mut self) {
-        let image_ref = self
-            .image
-            .take()
-            .map_or_else(|| images::STANDIN_IMAGE.to_owned(), |(image_ref, _)| image_ref);
+        let image_ref = self.image.take().map_or_else(
+            || images::STANDIN_IMAGE.to_owned(),
+            |(image_ref, _)| image_ref,
+        );
         self.image = Some((image_ref, Base::Standin));
     }
 
@@ -310,7 +321,8 @@ impl<'b> ContainerBuilder<'b> {
             bed.record(Created::Tag(image_ref.clone()));
         }
         for (volume, _) in &self.volumes {
-            let already = bed.created_by_bed(|object| matches!(object, Created::Volume(name) if name == volume));
+            let already = bed
+                .created_by_bed(|object| matches!(object, Created::Volume(name) if name == volume));
             if !already {
                 bed.volume(volume)?;
             }
@@ -320,10 +332,9 @@ impl<'b> ContainerBuilder<'b> {
             .canonicalize()
             .context("failed to resolve the bed directory")?;
         for bind in &self.binds {
-            let host = bind
-                .host
-                .canonicalize()
-                .with_context(|| format!("bind mount source {} does not exist", bind.host.display()))?;
+            let host = bind.host.canonicalize().with_context(|| {
+                format!("bind mount source {} does not exist", bind.host.display())
+            })?;
             if !host.starts_with(&bed_dir) {
                 bail!(
                     "bind mount source {} is outside the bed directory {}; create it with Bed::create_dir",
@@ -365,7 +376,10 @@ impl<'b> ContainerBuilder<'b> {
                 docker(&["start", self.name.as_str()])?;
                 let status = docker(&["wait", self.name.as_str()])?;
                 if status.trim() != code.to_string() {
-                    bail!("container {} exited with status {status}, expected {code}", self.name);
+                    bail!(
+                        "container {} exited with status {status}, expected {code}",
+                        self.name
+                    );
                 }
             }
         }
@@ -417,9 +431,16 @@ impl<'b> ContainerBuilder<'b> {
             }
             Role::Dns { records } => {
                 let dir = role_dir()?;
-                let mut command: Vec<String> = ["gitlab-standin", "dns", "--listen", "0.0.0.0:53", "--ready-file", "/standin/ready"]
-                    .map(str::to_owned)
-                    .to_vec();
+                let mut command: Vec<String> = [
+                    "gitlab-standin",
+                    "dns",
+                    "--listen",
+                    "0.0.0.0:53",
+                    "--ready-file",
+                    "/standin/ready",
+                ]
+                .map(str::to_owned)
+                .to_vec();
                 for record in records {
                     command.push("--record".to_owned());
                     command.push(record.to_string());
@@ -429,7 +450,12 @@ impl<'b> ContainerBuilder<'b> {
         }
     }
 
-    fn create_args(&self, image_ref: &str, files: Option<&StandinFiles>, role_command: Option<Vec<String>>) -> Vec<String> {
+    fn create_args(
+        &self,
+        image_ref: &str,
+        files: Option<&StandinFiles>,
+        role_command: Option<Vec<String>>,
+    ) -> Vec<String> {
         let mut args = vec!["create".to_owned(), "--name".to_owned(), self.name.clone()];
         args.extend(self.bed.label_args());
         let mut push = |flag: &str, value: String| {
@@ -459,7 +485,10 @@ impl<'b> ContainerBuilder<'b> {
         }
         for bind in &self.binds {
             let mode = if bind.read_only { ":ro" } else { "" };
-            push("--volume", format!("{}:{}{mode}", bind.host.display(), bind.container));
+            push(
+                "--volume",
+                format!("{}:{}{mode}", bind.host.display(), bind.container),
+            );
         }
         if let Some(files) = files {
             push("--volume", format!("{}:{STANDIN_DIR}", files.dir.display()));
@@ -490,11 +519,12 @@ impl<'b> ContainerBuilder<'b> {
                 "-c".to_owned(),
                 format!("printf '%s\\n' {} >&2; exit {code}", shell_quote(log)),
             ],
-            _ => self
-                .command
-                .clone()
-                .or(role_command)
-                .unwrap_or_else(|| DEFAULT_COMMAND.iter().map(|part| (*part).to_owned()).collect()),
+            _ => self.command.clone().or(role_command).unwrap_or_else(|| {
+                DEFAULT_COMMAND
+                    .iter()
+                    .map(|part| (*part).to_owned())
+                    .collect()
+            }),
         };
         args.extend(command);
         args
@@ -552,7 +582,8 @@ impl Container {
 
     /// Returns `docker inspect` output for the container.
     pub fn inspect(&self) -> anyhow::Result<serde_json::Value> {
-        inspect("container", &self.name)?.with_context(|| format!("container {} does not exist", self.name))
+        inspect("container", &self.name)?
+            .with_context(|| format!("container {} does not exist", self.name))
     }
 
     /// Returns the container's IPv4 address on `network`.
@@ -575,10 +606,9 @@ impl Container {
     /// Host port that Docker published for a TCP `container_port`.
     pub fn published_port(&self, container_port: u16) -> anyhow::Result<u16> {
         let output = docker(&["port", self.name.as_str(), &format!("{container_port}/tcp")])?;
-        let first = output
-            .lines()
-            .next()
-            .with_context(|| format!("container {} publishes no port {container_port}", self.name))?;
+        let first = output.lines().next().with_context(|| {
+            format!("container {} publishes no port {container_port}", self.name)
+        })?;
         let port = first.rsplit(':').next().unwrap_or_default();
         port.parse()
             .with_context(|| format!("unexpected `docker port` output {first:?}"))
@@ -592,7 +622,9 @@ impl Container {
         let output = docker_output(&args)?;
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         // Failures of `docker exec` itself, as opposed to the command's.
-        if stderr.contains("Error response from daemon") || stderr.contains("OCI runtime exec failed") {
+        if stderr.contains("Error response from daemon")
+            || stderr.contains("OCI runtime exec failed")
+        {
             bail!("`docker {}` failed: {}", args.join(" "), stderr.trim());
         }
         Ok(ExecOutput {
@@ -659,7 +691,7 @@ impl Container {
         let mut checks = 0u32;
         while !ready_file.exists() {
             checks += 1;
-            if checks % 10 == 0 {
+            if checks.is_multiple_of(10) {
                 let running = self.inspect()?["State"]["Running"].as_bool() == Some(true);
                 if !running {
                     bail!(

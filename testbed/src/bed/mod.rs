@@ -172,17 +172,24 @@ impl Bed {
     /// Creates `relative` (and its parents) below [`Bed::dir`].
     pub fn create_dir(&self, relative: &str) -> anyhow::Result<PathBuf> {
         let path = self.bed_path(relative)?;
-        std::fs::create_dir_all(&path).with_context(|| format!("failed to create {}", path.display()))?;
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("failed to create {}", path.display()))?;
         Ok(path)
     }
 
     /// Writes a file below [`Bed::dir`], creating its parent directories.
-    pub fn write_file(&self, relative: &str, contents: impl AsRef<[u8]>) -> anyhow::Result<PathBuf> {
+    pub fn write_file(
+        &self,
+        relative: &str,
+        contents: impl AsRef<[u8]>,
+    ) -> anyhow::Result<PathBuf> {
         let path = self.bed_path(relative)?;
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create {}", parent.display()))?;
         }
-        std::fs::write(&path, contents).with_context(|| format!("failed to write {}", path.display()))?;
+        std::fs::write(&path, contents)
+            .with_context(|| format!("failed to write {}", path.display()))?;
         Ok(path)
     }
 
@@ -193,7 +200,10 @@ impl Bed {
                 .components()
                 .any(|component| matches!(component, std::path::Component::ParentDir))
         {
-            bail!("{} is not a relative path inside the bed directory", relative.display());
+            bail!(
+                "{} is not a relative path inside the bed directory",
+                relative.display()
+            );
         }
         Ok(self.dir().join(relative))
     }
@@ -306,7 +316,9 @@ impl Bed {
     /// Removes one object if it still carries this bed's label.
     fn remove(&self, object: &Created) -> anyhow::Result<()> {
         match object {
-            Created::Container(name) => self.remove_labelled("container", name, &["rm", "--force", "--volumes"]),
+            Created::Container(name) => {
+                self.remove_labelled("container", name, &["rm", "--force", "--volumes"])
+            }
             Created::Network(name) => self.remove_labelled("network", name, &["network", "rm"]),
             Created::Volume(name) => self.remove_labelled("volume", name, &["volume", "rm"]),
             Created::Image(image_ref) => self.remove_labelled("image", image_ref, &["image", "rm"]),
@@ -316,7 +328,9 @@ impl Bed {
                 let Some(image) = inspect("image", image_ref)? else {
                     return Ok(());
                 };
-                if images::is_testbed_image(&image)? && image["Config"]["Labels"][IMAGE_LABEL] != "derived" {
+                if images::is_testbed_image(&image)?
+                    && image["Config"]["Labels"][IMAGE_LABEL] != "derived"
+                {
                     docker(&["image", "rm", "--no-prune", image_ref.as_str()])?;
                 }
                 Ok(())
@@ -340,7 +354,8 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(PoisonError::into_inner));
+        let created =
+            std::mem::take(&mut *self.created.lock().unwrap_or_else(PoisonError::into_inner));
         // Containers first, because networks, volumes and images in use
         // cannot be removed.
         let rank = |object: &Created| match object {
@@ -355,7 +370,10 @@ impl Drop for Bed {
         ordered.sort_by_key(rank);
         for object in &ordered {
             if let Err(error) = self.remove(object) {
-                eprintln!("ci-doctor-testbed: failed to remove {object:?} of bed {}: {error:#}", self.id);
+                eprintln!(
+                    "ci-doctor-testbed: failed to remove {object:?} of bed {}: {error:#}",
+                    self.id
+                );
             }
         }
     }
@@ -382,22 +400,46 @@ fn object_labels<'v>(kind: &str, object: &'v Value) -> &'v Value {
 fn remove_leftovers() -> anyhow::Result<()> {
     let filter = format!("label={OWNER_LABEL}");
     let owner_format = format!("{{{{.Label \"{OWNER_LABEL}\"}}}}");
-    let is_leftover = |owner: &str| owner == owner::current_owner() || !owner::owner_is_alive(owner);
+    let is_leftover =
+        |owner: &str| owner == owner::current_owner() || !owner::owner_is_alive(owner);
 
     let container_format = format!("{{{{.ID}}}}\t{owner_format}");
     let network_format = container_format.clone();
     let volume_format = format!("{{{{.Name}}}}\t{owner_format}");
     let listings: [(Vec<&str>, &[&str]); 3] = [
         (
-            vec!["ps", "--all", "--no-trunc", "--filter", &filter, "--format", &container_format],
+            vec![
+                "ps",
+                "--all",
+                "--no-trunc",
+                "--filter",
+                &filter,
+                "--format",
+                &container_format,
+            ],
             &["rm", "--force", "--volumes"],
         ),
         (
-            vec!["network", "ls", "--no-trunc", "--filter", &filter, "--format", &network_format],
+            vec![
+                "network",
+                "ls",
+                "--no-trunc",
+                "--filter",
+                &filter,
+                "--format",
+                &network_format,
+            ],
             &["network", "rm"],
         ),
         (
-            vec!["volume", "ls", "--filter", &filter, "--format", &volume_format],
+            vec![
+                "volume",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                &volume_format,
+            ],
             &["volume", "rm", "--force"],
         ),
     ];
@@ -409,7 +451,8 @@ fn remove_leftovers() -> anyhow::Result<()> {
             if is_leftover(owner) {
                 let mut args: Vec<&str> = remove_args.to_vec();
                 args.push(id);
-                docker(&args).with_context(|| format!("failed to remove {id}, left over by a test bed"))?;
+                docker(&args)
+                    .with_context(|| format!("failed to remove {id}, left over by a test bed"))?;
             }
         }
     }
@@ -496,7 +539,8 @@ impl ImageBuilder<'_> {
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.instructions.push(format!("ENV {key}={}", dockerfile_string(value)));
+        self.instructions
+            .push(format!("ENV {key}={}", dockerfile_string(value)));
         self
     }
 
@@ -507,20 +551,27 @@ impl ImageBuilder<'_> {
     }
 
     pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.instructions
-            .push(format!("LABEL {}={}", dockerfile_string(key), dockerfile_string(value)));
+        self.instructions.push(format!(
+            "LABEL {}={}",
+            dockerfile_string(key),
+            dockerfile_string(value)
+        ));
         self
     }
 
     pub fn entrypoint(mut self, entrypoint: &[&str]) -> Self {
-        self.instructions
-            .push(format!("ENTRYPOINT {}", serde_json::to_string(entrypoint).expect("strings serialize")));
+        self.instructions.push(format!(
+            "ENTRYPOINT {}",
+            serde_json::to_string(entrypoint).expect("strings serialize")
+        ));
         self
     }
 
     pub fn cmd(mut self, command: &[&str]) -> Self {
-        self.instructions
-            .push(format!("CMD {}", serde_json::to_string(command).expect("strings serialize")));
+        self.instructions.push(format!(
+            "CMD {}",
+            serde_json::to_string(command).expect("strings serialize")
+        ));
         self
     }
 

@@ -37,7 +37,8 @@ pub(crate) fn current_owner() -> &'static str {
 /// writes these labels.
 pub(crate) fn owner_is_alive(owner: &str) -> bool {
     let mut parts = owner.split('/');
-    let (Some(boot), Some(pid), Some(start), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(boot), Some(pid), Some(start), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
@@ -63,7 +64,11 @@ mod tests {
     fn other_start_time_is_dead() {
         let pid = std::process::id();
         let start = start_time(pid).unwrap();
-        assert!(!owner_is_alive(&format!("{}/{pid}/{}", boot_id(), start + 1)));
+        assert!(!owner_is_alive(&format!(
+            "{}/{pid}/{}",
+            boot_id(),
+            start + 1
+        )));
     }
 
     #[test]

@@ -12,7 +12,10 @@ use clap::{Parser, Subcommand};
 use tokio::net::{TcpListener, UdpSocket};
 
 #[derive(Parser)]
-#[command(version, about = "Stand-in GitLab service and test DNS server for ci-doctor tests")]
+#[command(
+    version,
+    about = "Stand-in GitLab service and test DNS server for ci-doctor tests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -14,8 +14,8 @@ use super::entities;
 use super::reply::Reply;
 use crate::clock;
 use crate::state::{
-    AccessLevel, JOB_SCOPES, PersonalAccessToken, Project, Runner, RunnerStatus, RunnerType,
-    State, User,
+    AccessLevel, JOB_SCOPES, PersonalAccessToken, Project, Runner, RunnerStatus, RunnerType, State,
+    User,
 };
 
 /// A request as the router sees it.
@@ -55,14 +55,19 @@ impl ApiRequest<'_> {
         let content_type = self.header("content-type").unwrap_or_default();
         let body = String::from_utf8_lossy(self.body);
         let looks_like_json = body.trim_start().starts_with('{');
-        if content_type.starts_with("application/json") || (content_type.is_empty() && looks_like_json) {
+        if content_type.starts_with("application/json")
+            || (content_type.is_empty() && looks_like_json)
+        {
             if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&body) {
                 for (key, value) in object {
                     let text = match value {
                         Value::String(text) => text,
                         Value::Array(items) => items
                             .iter()
-                            .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+                            .map(|item| {
+                                item.as_str()
+                                    .map_or_else(|| item.to_string(), str::to_owned)
+                            })
                             .collect::<Vec<_>>()
                             .join(","),
                         other => other.to_string(),
@@ -70,7 +75,9 @@ impl ApiRequest<'_> {
                     params.push((key, text));
                 }
             }
-        } else if content_type.starts_with("application/x-www-form-urlencoded") || content_type.is_empty() {
+        } else if content_type.starts_with("application/x-www-form-urlencoded")
+            || content_type.is_empty()
+        {
             params.extend(
                 form_urlencoded::parse(self.body)
                     .map(|(key, value)| (key.into_owned(), value.into_owned())),
@@ -123,8 +130,11 @@ fn route_api(state: &mut State, request: &ApiRequest<'_>, rest: &[&str]) -> Repl
         (&Method::POST, ["runners", "verify"]) => verify_runner(state, request),
         (&Method::POST, ["runners"]) => register_runner(state, request),
         (&Method::DELETE, ["runners"]) => unregister_runner(state, request),
-        (&Method::GET, ["version" | "metadata"]) => {
-            with_token(state, request, &["api", "read_api", "read_user", "ai_features"], |state, _, _| {
+        (&Method::GET, ["version" | "metadata"]) => with_token(
+            state,
+            request,
+            &["api", "read_api", "read_user", "ai_features"],
+            |state, _, _| {
                 Reply::json(
                     StatusCode::OK,
                     &json!({
@@ -134,54 +144,72 @@ fn route_api(state: &mut State, request: &ApiRequest<'_>, rest: &[&str]) -> Repl
                         "enterprise": state.enterprise,
                     }),
                 )
-            })
-        }
-        (&Method::GET, ["user"]) => with_token(state, request, &["api", "read_api", "read_user"], |state, _, user| {
-            Reply::json(StatusCode::OK, &entities::user(state, user))
-        }),
+            },
+        ),
+        (&Method::GET, ["user"]) => with_token(
+            state,
+            request,
+            &["api", "read_api", "read_user"],
+            |state, _, user| Reply::json(StatusCode::OK, &entities::user(state, user)),
+        ),
         (&Method::GET, ["personal_access_tokens", "self"]) => {
             with_token(state, request, &[], |_, token, _| {
-                Reply::json(StatusCode::OK, &entities::personal_access_token(token, true))
+                Reply::json(
+                    StatusCode::OK,
+                    &entities::personal_access_token(token, true),
+                )
             })
         }
         (&Method::GET, ["runners"]) => with_token(state, request, READ_API, |state, _, _| {
-            list_runners(state, request, |runner| runner.runner_type != RunnerType::InstanceType)
+            list_runners(state, request, |runner| {
+                runner.runner_type != RunnerType::InstanceType
+            })
         }),
-        (&Method::GET, ["runners", "all"]) => with_token(state, request, READ_API, |state, _, user| {
-            if !user.is_admin {
-                return Reply::forbidden();
-            }
-            list_runners(state, request, |_| true)
-        }),
+        (&Method::GET, ["runners", "all"]) => {
+            with_token(state, request, READ_API, |state, _, user| {
+                if !user.is_admin {
+                    return Reply::forbidden();
+                }
+                list_runners(state, request, |_| true)
+            })
+        }
         (&Method::GET, ["runners", id]) => with_token(state, request, READ_API, |state, _, _| {
             let Ok(id) = id.parse::<u64>() else {
                 return Reply::error(StatusCode::BAD_REQUEST, "id is invalid");
             };
             match state.runner(id) {
-                Some(runner) => Reply::json(StatusCode::OK, &entities::runner_details(state, runner)),
+                Some(runner) => {
+                    Reply::json(StatusCode::OK, &entities::runner_details(state, runner))
+                }
                 None => Reply::not_found("Runner"),
             }
         }),
-        (&Method::GET, ["projects", id, rest @ ..]) => with_token(state, request, READ_API, |state, _, _| {
-            let Some(project) = find_project(state, id) else {
-                return Reply::not_found("Project");
-            };
-            match rest {
-                [] => Reply::json(StatusCode::OK, &entities::project(state, project)),
-                ["runners"] => list_runners(state, request, |runner| runner_serves_project(runner, project)),
-                ["jobs"] => list_jobs(state, request, project),
-                ["protected_branches"] => {
-                    let branches = project
-                        .protected_branches
-                        .iter()
-                        .enumerate()
-                        .map(|(index, branch)| entities::protected_branch(index as u64 + 1, branch))
-                        .collect();
-                    paginate(state, request, branches)
+        (&Method::GET, ["projects", id, rest @ ..]) => {
+            with_token(state, request, READ_API, |state, _, _| {
+                let Some(project) = find_project(state, id) else {
+                    return Reply::not_found("Project");
+                };
+                match rest {
+                    [] => Reply::json(StatusCode::OK, &entities::project(state, project)),
+                    ["runners"] => list_runners(state, request, |runner| {
+                        runner_serves_project(runner, project)
+                    }),
+                    ["jobs"] => list_jobs(state, request, project),
+                    ["protected_branches"] => {
+                        let branches = project
+                            .protected_branches
+                            .iter()
+                            .enumerate()
+                            .map(|(index, branch)| {
+                                entities::protected_branch(index as u64 + 1, branch)
+                            })
+                            .collect();
+                        paginate(state, request, branches)
+                    }
+                    _ => Reply::no_route(),
                 }
-                _ => Reply::no_route(),
-            }
-        }),
+            })
+        }
         _ => Reply::no_route(),
     }
 }
@@ -211,7 +239,9 @@ fn invalid_token(description: &str) -> Reply {
     )
     .with_header(
         "www-authenticate",
-        format!("Bearer realm=\"gitlab\", error=\"invalid_token\", error_description=\"{description}\""),
+        format!(
+            "Bearer realm=\"gitlab\", error=\"invalid_token\", error_description=\"{description}\""
+        ),
     )
 }
 
@@ -259,10 +289,18 @@ fn with_token(
     {
         return invalid_token("Token has expired.");
     }
-    let Some(user) = state.user(token.user_id).filter(|user| user.state == "active") else {
+    let Some(user) = state
+        .user(token.user_id)
+        .filter(|user| user.state == "active")
+    else {
         return Reply::unauthorized();
     };
-    if !scopes.is_empty() && !token.scopes.iter().any(|scope| scopes.contains(&scope.as_str())) {
+    if !scopes.is_empty()
+        && !token
+            .scopes
+            .iter()
+            .any(|scope| scopes.contains(&scope.as_str()))
+    {
         return insufficient_scope(scopes);
     }
     handler(state, token, user)
@@ -288,19 +326,30 @@ fn runner_serves_project(runner: &Runner, project: &Project) -> bool {
     }
 }
 
-fn list_runners(state: &State, request: &ApiRequest<'_>, visible: impl Fn(&Runner) -> bool) -> Reply {
+fn list_runners(
+    state: &State,
+    request: &ApiRequest<'_>,
+    visible: impl Fn(&Runner) -> bool,
+) -> Reply {
     let query = request.query_pairs();
     let runner_type = match param(&query, "type") {
         Some(value) => match RunnerType::parse(value) {
             Some(runner_type) => Some(runner_type),
-            None => return Reply::error(StatusCode::BAD_REQUEST, "type does not have a valid value"),
+            None => {
+                return Reply::error(StatusCode::BAD_REQUEST, "type does not have a valid value");
+            }
         },
         None => None,
     };
     let status = match param(&query, "status") {
         Some(value) => match value {
             "online" | "offline" | "stale" | "never_contacted" | "active" | "paused" => Some(value),
-            _ => return Reply::error(StatusCode::BAD_REQUEST, "status does not have a valid value"),
+            _ => {
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "status does not have a valid value",
+                );
+            }
         },
         None => None,
     };
@@ -311,7 +360,12 @@ fn list_runners(state: &State, request: &ApiRequest<'_>, visible: impl Fn(&Runne
         None => None,
     };
     let tags: Vec<&str> = param(&query, "tag_list")
-        .map(|list| list.split(',').map(str::trim).filter(|tag| !tag.is_empty()).collect())
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|tag| !tag.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
 
     let runners = state
@@ -326,7 +380,10 @@ fn list_runners(state: &State, request: &ApiRequest<'_>, visible: impl Fn(&Runne
             Some(wanted) => runner.status.as_str() == wanted,
         })
         .filter(|runner| paused.is_none_or(|wanted| runner.paused == wanted))
-        .filter(|runner| tags.iter().all(|tag| runner.tag_list.iter().any(|own| own == tag)))
+        .filter(|runner| {
+            tags.iter()
+                .all(|tag| runner.tag_list.iter().any(|own| own == tag))
+        })
         .map(entities::runner_summary)
         .collect();
     paginate(state, request, runners)
@@ -339,7 +396,10 @@ fn list_jobs(state: &State, request: &ApiRequest<'_>, project: &Project) -> Repl
         .filter(|(key, _)| key == "scope[]" || key == "scope")
         .map(|(_, value)| value)
         .collect();
-    if scopes.iter().any(|scope| !JOB_SCOPES.contains(&scope.as_str())) {
+    if scopes
+        .iter()
+        .any(|scope| !JOB_SCOPES.contains(&scope.as_str()))
+    {
         return Reply::error(StatusCode::BAD_REQUEST, "scope does not have a valid value");
     }
     let mut jobs: Vec<_> = state
@@ -349,7 +409,7 @@ fn list_jobs(state: &State, request: &ApiRequest<'_>, project: &Project) -> Repl
         .filter(|job| scopes.is_empty() || scopes.contains(&job.status))
         .collect();
     // GitLab lists jobs newest first.
-    jobs.sort_by(|a, b| b.id.cmp(&a.id));
+    jobs.sort_by_key(|job| std::cmp::Reverse(job.id));
     let jobs = jobs
         .into_iter()
         .map(|job| entities::job(state, project, job))
@@ -374,15 +434,33 @@ fn paginate(state: &State, request: &ApiRequest<'_>, items: Vec<Value>) -> Reply
     };
     let total = items.len();
     let total_pages = total.div_ceil(per_page).max(1);
-    let page_items: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
-    let next_page = if page < total_pages { (page + 1).to_string() } else { String::new() };
-    let prev_page = if page > 1 { (page - 1).to_string() } else { String::new() };
+    let page_items: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let next_page = if page < total_pages {
+        (page + 1).to_string()
+    } else {
+        String::new()
+    };
+    let prev_page = if page > 1 {
+        (page - 1).to_string()
+    } else {
+        String::new()
+    };
 
     let link_base = {
         let host = request
             .header("host")
             .map(str::to_owned)
-            .unwrap_or_else(|| state.external_url.split_once("://").map_or("", |(_, rest)| rest).to_owned());
+            .unwrap_or_else(|| {
+                state
+                    .external_url
+                    .split_once("://")
+                    .map_or("", |(_, rest)| rest)
+                    .to_owned()
+            });
         format!("{}://{}{}", request.scheme, host, request.path)
     };
     let link = |target: usize| {
@@ -393,7 +471,9 @@ fn paginate(state: &State, request: &ApiRequest<'_>, items: Vec<Value>) -> Reply
             .collect();
         pairs.push(("page".to_owned(), target.to_string()));
         pairs.push(("per_page".to_owned(), per_page.to_string()));
-        let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
         format!("<{link_base}?{encoded}>")
     };
     let mut links = Vec::new();
@@ -422,7 +502,11 @@ fn verify_runner(state: &State, request: &ApiRequest<'_>) -> Reply {
     let Some(token) = param(&params, "token") else {
         return Reply::error(StatusCode::BAD_REQUEST, "token is missing");
     };
-    if state.revoked_runner_tokens.iter().any(|revoked| revoked == token) {
+    if state
+        .revoked_runner_tokens
+        .iter()
+        .any(|revoked| revoked == token)
+    {
         return Reply::forbidden();
     }
     let Some(runner) = state.runners.iter().find(|runner| runner.token == token) else {
@@ -447,7 +531,13 @@ fn register_runner(state: &mut State, request: &ApiRequest<'_>) -> Reply {
     if !state.registration_tokens.iter().any(|known| known == token) {
         return Reply::forbidden();
     }
-    let id = state.runners.iter().map(|runner| runner.id).max().unwrap_or(0) + 1;
+    let id = state
+        .runners
+        .iter()
+        .map(|runner| runner.id)
+        .max()
+        .unwrap_or(0)
+        + 1;
     let mut runner = Runner::new(id, &format!("glrt-standin-registered-{id:04}"));
     runner.status = RunnerStatus::NeverContacted;
     runner.contacted_at = None;
@@ -479,7 +569,11 @@ fn unregister_runner(state: &mut State, request: &ApiRequest<'_>) -> Reply {
     let Some(token) = param(&params, "token") else {
         return Reply::error(StatusCode::BAD_REQUEST, "token is missing");
     };
-    let Some(position) = state.runners.iter().position(|runner| runner.token == token) else {
+    let Some(position) = state
+        .runners
+        .iter()
+        .position(|runner| runner.token == token)
+    else {
         return Reply::forbidden();
     };
     state.runners.remove(position);

@@ -5,7 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::state::{PersonalAccessToken, Project, ProtectedBranch, Runner, RunnerStatus, State, User};
+use crate::state::{
+    PersonalAccessToken, Project, ProtectedBranch, Runner, RunnerStatus, State, User,
+};
 
 fn trimmed_external_url(state: &State) -> &str {
     state.external_url.trim_end_matches('/')

@@ -169,7 +169,10 @@ impl Standin {
             }
             Err(error) => {
                 tracing::info!(%peer, %error, "failed to read request body");
-                let reply = Reply::message(StatusCode::PAYLOAD_TOO_LARGE, "413 Request Entity Too Large");
+                let reply = Reply::message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "413 Request Entity Too Large",
+                );
                 (reply, Bytes::new())
             }
         };
@@ -240,6 +243,10 @@ fn into_response(reply: Reply, request_number: u64) -> Response<Full<Bytes>> {
 }
 
 /// Serves `state` on `listener` (and on `tls` when given) without a request log.
-pub async fn serve(state: State, listener: TcpListener, tls: Option<TlsListener>) -> anyhow::Result<()> {
+pub async fn serve(
+    state: State,
+    listener: TcpListener,
+    tls: Option<TlsListener>,
+) -> anyhow::Result<()> {
     Standin::new(state).serve(listener, tls).await
 }

@@ -104,7 +104,10 @@ impl RequestLog {
     pub fn append(&self, entry: &LoggedRequest) -> anyhow::Result<()> {
         let mut line = serde_json::to_vec(entry)?;
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         file.write_all(&line)
             .with_context(|| format!("failed to append to {}", self.path.display()))
     }
@@ -126,8 +129,9 @@ pub fn read_request_log(path: &Path) -> anyhow::Result<Vec<LoggedRequest>> {
         if line.trim().is_empty() {
             continue;
         }
-        let entry = serde_json::from_str(&line)
-            .with_context(|| format!("invalid entry on line {} of {}", index + 1, path.display()))?;
+        let entry = serde_json::from_str(&line).with_context(|| {
+            format!("invalid entry on line {} of {}", index + 1, path.display())
+        })?;
         entries.push(entry);
     }
     Ok(entries)

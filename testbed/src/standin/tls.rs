@@ -14,7 +14,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Builds a rustls server configuration (ring provider, HTTP/1.1 over ALPN)
 /// from a PEM certificate chain and a PEM private key.
-pub fn load_tls_config(cert_pem: &Path, key_pem: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn load_tls_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certificates = CertificateDer::pem_file_iter(cert_pem)
         .with_context(|| format!("failed to read certificate file {}", cert_pem.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -71,8 +74,8 @@ pub fn test_ca_and_server_cert(dir: &Path, names: &[&str]) -> anyhow::Result<Tes
     let issuer = Issuer::new(ca_params, ca_key);
 
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    let mut server_params = CertificateParams::new(names)
-        .context("invalid name for a server certificate")?;
+    let mut server_params =
+        CertificateParams::new(names).context("invalid name for a server certificate")?;
     server_params
         .distinguished_name
         .push(DnType::CommonName, *first_name);
@@ -94,7 +97,8 @@ pub fn test_ca_and_server_cert(dir: &Path, names: &[&str]) -> anyhow::Result<Tes
         (&certificates.server_key, server_key.serialize_pem()),
     ];
     for (path, contents) in files {
-        std::fs::write(path, contents).with_context(|| format!("failed to write {}", path.display()))?;
+        std::fs::write(path, contents)
+            .with_context(|| format!("failed to write {}", path.display()))?;
     }
     Ok(certificates)
 }
