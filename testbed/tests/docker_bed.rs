@@ -138,7 +138,7 @@ fn standin_https_reachable_from_host() {
 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = reqwest::Certificate::from_pem(certificates.ca_pem.as_bytes()).unwrap();
-    let client = reqwest::blocking::Client::builder()
+    let client = reqwest::Client::builder()
         .no_proxy()
         .tls_certs_only([ca])
         .resolve(
@@ -147,20 +147,29 @@ fn standin_https_reachable_from_host() {
         )
         .build()
         .unwrap();
-    let response = client
-        .get("https://gitlab.example.test/api/v4/version")
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().unwrap();
+    let (version_status, body, health_status) = runtime.block_on(async {
+        let response = client
+            .get("https://gitlab.example.test/api/v4/version")
+            .header("PRIVATE-TOKEN", TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let version_status = response.status();
+        let body: Value = response.json().await.unwrap();
+        let health = client
+            .get(format!("http://{address}/-/health"))
+            .send()
+            .await
+            .unwrap();
+        (version_status, body, health.status())
+    });
+    assert_eq!(version_status, 200);
     assert_eq!(body["version"], "17.5.2");
-
-    let plain = client
-        .get(format!("http://{address}/-/health"))
-        .send()
-        .unwrap();
-    assert_eq!(plain.status(), 404);
+    assert_eq!(health_status, 404);
 
     let log = gitlab.request_log().unwrap();
     assert_eq!(log.len(), 2);
