@@ -13,8 +13,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-/// Time to live of every answer, in seconds. Short, so that a resolver that
-/// caches answers still sees a changed scenario soon.
+/// Time to live of every answer record, in seconds. Short, so that a
+/// caching resolver soon sees a changed scenario.
 const TTL_SECONDS: u32 = 5;
 
 /// Largest UDP payload the server advertises with EDNS and accepts.
@@ -129,7 +129,8 @@ fn respond(records: &[DnsRecord], request: &Message) -> Message {
             (RecordType::AAAA, IpAddr::V6(address)) => RData::AAAA(AAAA(address)),
             _ => continue,
         };
-        // Answer with the name as asked, which matters for wildcard matches.
+        // The record carries the queried name, which differs from the
+        // record name for wildcard matches.
         response.add_answer(Record::from_rdata(query.name().clone(), TTL_SECONDS, data));
     }
     response
@@ -170,7 +171,7 @@ async fn serve_tcp(records: Arc<Vec<DnsRecord>>, listener: TcpListener) -> anyho
     }
 }
 
-/// Answers length-prefixed messages (RFC 1035 section 4.2.2) until the client
+/// Serves length-prefixed messages (RFC 1035 section 4.2.2) until the client
 /// closes the connection.
 async fn serve_tcp_connection(records: &[DnsRecord], mut stream: TcpStream) -> std::io::Result<()> {
     loop {

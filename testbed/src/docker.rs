@@ -57,7 +57,7 @@ pub(crate) fn docker_with_input<S: AsRef<OsStr>>(
         .take()
         .context("the docker client has no stdin")?;
     // Write on another thread, so a client that fills its stdout pipe before
-    // reading all of stdin cannot deadlock with us.
+    // reading all of stdin cannot deadlock with this process.
     let input = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let output = child

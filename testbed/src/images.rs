@@ -216,8 +216,8 @@ fn append_symlink(
     Ok(())
 }
 
-/// Returns `true` if an ELF file asks for a program interpreter (a
-/// dynamically linked executable), which a busybox image does not have.
+/// Returns `true` if an ELF file names a program interpreter (`PT_INTERP`),
+/// as dynamically linked executables do. The busybox image has none.
 fn has_interpreter(elf: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     let read_u16 = |offset: usize| {

@@ -106,7 +106,7 @@ pub struct User {
 }
 
 impl User {
-    /// The administrator that a new GitLab instance starts with (id 1).
+    /// Returns the administrator that a new GitLab instance starts with (id 1).
     pub fn root() -> User {
         User {
             id: 1,
@@ -135,7 +135,7 @@ pub struct PersonalAccessToken {
     /// GitLab scopes such as `api`, `read_api`, `read_user`, `create_runner`.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Owner of the token; must name an entry of `users`.
+    /// Id of the owner, which must be an entry of `users`.
     #[serde(default = "default_user_id")]
     pub user_id: u64,
     #[serde(default = "default_created_at")]
@@ -271,7 +271,7 @@ pub struct Runner {
     pub access_level: AccessLevel,
     #[serde(default = "default_runner_type")]
     pub runner_type: RunnerType,
-    /// Last contact as an ISO 8601 time; `null` for a runner that never
+    /// Last contact as an ISO 8601 time, or `null` for a runner that never
     /// contacted GitLab.
     #[serde(default)]
     pub contacted_at: Option<String>,
@@ -280,7 +280,7 @@ pub struct Runner {
     #[serde(default)]
     pub projects: Vec<u64>,
     /// A project runner whose projects were all deleted. `POST /runners/verify`
-    /// answers 422 "Runner is orphaned" for it.
+    /// returns 422 "Runner is orphaned" for it.
     #[serde(default)]
     pub orphaned: bool,
     #[serde(default)]

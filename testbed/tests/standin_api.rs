@@ -94,7 +94,8 @@ fn scenario_state() -> State {
     state
 }
 
-/// A client that ignores proxy settings and uses the ring crypto provider.
+/// Returns a client builder that ignores proxy settings, after installing the
+/// ring crypto provider that reqwest needs with `rustls-no-provider`.
 fn client_builder() -> reqwest::ClientBuilder {
     // Ignore the error of a second install: the provider is process-wide.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -28,7 +28,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// the bed directory: state file, request log, TLS files, ready marker.
 const STANDIN_DIR: &str = "/standin";
 
-/// What `start()` leaves the container doing.
+/// State that `start()` leaves the container in.
 #[derive(Debug, Clone)]
 enum Lifecycle {
     Running,
@@ -41,7 +41,7 @@ enum Lifecycle {
     },
 }
 
-/// What the container runs.
+/// Program the container runs.
 #[derive(Debug, Clone)]
 enum Role {
     Plain,
@@ -156,8 +156,8 @@ impl<'b> ContainerBuilder<'b> {
         self
     }
 
-    /// Publishes a TCP port on 127.0.0.1 with a host port chosen by Docker;
-    /// [`Container::published_port`] tells which.
+    /// Publishes a TCP port on 127.0.0.1 with a host port chosen by Docker,
+    /// which [`Container::published_port`] returns.
     pub fn publish(self, container_port: u16) -> Self {
         self.publish_spec(&format!("127.0.0.1::{container_port}"))
     }
@@ -210,7 +210,7 @@ impl<'b> ContainerBuilder<'b> {
     }
 
     /// Adds `--dns`: the container's resolver (or Docker's embedded DNS on a
-    /// user-defined network) asks this server.
+    /// user-defined network) sends its queries to this server.
     pub fn dns(mut self, server: IpAddr) -> Self {
         self.dns.push(server);
         self
@@ -568,7 +568,7 @@ pub struct Container {
 }
 
 impl Container {
-    /// A handle to an existing container, by name.
+    /// Returns a handle to an existing container, by name.
     pub(super) fn existing(name: &str) -> Container {
         Container {
             name: name.to_owned(),

@@ -282,8 +282,8 @@ impl Bed {
             .any(wanted)
     }
 
-    /// Fails unless no `kind` object is called `name`. The message names the
-    /// object and says what to do.
+    /// Fails unless no `kind` object is called `name`. The error names the
+    /// object and the command that frees the name.
     fn ensure_name_free(&self, kind: &str, name: &str) -> anyhow::Result<()> {
         let Some(object) = inspect(kind, name)? else {
             return Ok(());

@@ -1,9 +1,9 @@
 //! Identity of the process that created a Docker object, so a later bed can
 //! tell leftovers of dead processes from objects of a live one.
 //!
-//! The identity is `<boot id>/<pid>/<start time>`: the boot id tells a pid of
-//! an earlier boot apart, and the start time (field 22 of `/proc/PID/stat`, in
-//! clock ticks since boot) tells a reused pid apart.
+//! The identity is `<boot id>/<pid>/<start time>`. The boot id distinguishes
+//! a pid of an earlier boot, and the start time (field 22 of `/proc/PID/stat`,
+//! in clock ticks since boot) distinguishes a reused pid.
 
 use std::sync::OnceLock;
 
@@ -23,7 +23,7 @@ fn start_time(pid: u32) -> Option<u64> {
     after_name.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
-/// The identity of this process.
+/// Returns the identity of this process.
 pub(crate) fn current_owner() -> &'static str {
     static OWNER: OnceLock<String> = OnceLock::new();
     OWNER.get_or_init(|| {

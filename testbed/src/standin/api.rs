@@ -18,7 +18,7 @@ use crate::state::{
     User,
 };
 
-/// A request as the router sees it.
+/// A request as passed to the router.
 pub(crate) struct ApiRequest<'a> {
     pub method: &'a Method,
     /// Path as received, still percent-encoded.
@@ -100,9 +100,9 @@ pub(crate) fn route(state: &mut State, request: &ApiRequest<'_>) -> Reply {
     let path = request.path.trim_start_matches('/');
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
-        // GitLab answers its health checks only to clients on the monitoring
+        // GitLab serves its health checks only to clients on the monitoring
         // IP allowlist (127.0.0.0/8 by default) and returns 404 with an empty
-        // body to everyone else, which a client in another container is.
+        // body to every other client, such as one in another container.
         ["-", "health" | "readiness" | "liveness"] => Reply::empty(StatusCode::NOT_FOUND),
         [""] => Reply::empty(StatusCode::FOUND).with_header(
             "location",
@@ -216,7 +216,9 @@ fn route_api(state: &mut State, request: &ApiRequest<'_>, rest: &[&str]) -> Repl
 
 const READ_API: &[&str] = &["api", "read_api"];
 
-/// The token of a request and where it came from.
+/// Returns the personal access token of a request, from `PRIVATE-TOKEN`,
+/// `Authorization: Bearer`, or the `private_token` or `access_token` query
+/// parameter, in that order.
 fn request_token(request: &ApiRequest<'_>) -> Option<String> {
     if let Some(token) = request.header("private-token") {
         return Some(token.trim().to_owned());
@@ -531,6 +533,7 @@ fn register_runner(state: &mut State, request: &ApiRequest<'_>) -> Reply {
     if !state.registration_tokens.iter().any(|known| known == token) {
         return Reply::forbidden();
     }
+
     let id = state
         .runners
         .iter()
@@ -552,12 +555,14 @@ fn register_runner(state: &mut State, request: &ApiRequest<'_>) -> Reply {
             .map(str::to_owned)
             .collect();
     }
+
     runner.run_untagged = param(&params, "run_untagged") != Some("false");
     runner.locked = param(&params, "locked") == Some("true");
     runner.paused = param(&params, "paused") == Some("true");
     if param(&params, "access_level") == Some("ref_protected") {
         runner.access_level = AccessLevel::RefProtected;
     }
+
     let body = json!({ "id": runner.id, "token": runner.token, "token_expires_at": null });
     state.runners.push(runner);
     Reply::json(StatusCode::CREATED, &body)

@@ -1,4 +1,4 @@
-//! Stand-in GitLab HTTP service: answers the REST API endpoints ci-doctor
+//! Stand-in GitLab HTTP service: serves the REST API endpoints ci-doctor
 //! calls, on plain HTTP and optionally HTTPS, and logs every request.
 
 mod api;
