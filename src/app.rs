@@ -104,17 +104,20 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
     }
 
     let findings = checks::run(&facts, &selection);
+    if args.fix {
+        return runtime.block_on(crate::fix::run::run(args, &options, &selection, &facts, &findings, color));
+    }
     let report = Report { facts: &facts, findings: &findings, strict: args.strict };
     let text = match args.format {
         Format::Human => render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0 }),
-        Format::Json => render::json::render(&report) + "\n",
+        Format::Json => render::json::render(&report, None) + "\n",
     };
     write_stdout(&text)?;
     Ok(report.exit_code())
 }
 
 /// Writes to stdout; a closed pipe (`ci-doctor | head`) is not an error.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -92,6 +92,18 @@ pub struct DiagnoseArgs {
     #[arg(long)]
     pub strict: bool,
 
+    /// Apply the config.toml repairs the diagnosis proposes, after showing a diff.
+    #[arg(long)]
+    pub fix: bool,
+
+    /// With `--fix`: apply without asking (needed when stdin is not a terminal).
+    #[arg(long, short = 'y', requires = "fix")]
+    pub yes: bool,
+
+    /// With `--fix`: show the diffs and write nothing.
+    #[arg(long, requires = "fix", conflicts_with = "yes")]
+    pub dry_run: bool,
+
     /// When to use colour.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,

@@ -13,6 +13,7 @@ pub mod fix;
 pub mod gather;
 pub mod logging;
 pub mod probe;
+pub mod reference;
 pub mod render;
 pub mod secret;
 pub mod suggest;

@@ -23,6 +23,9 @@ struct JsonReport<'a> {
     checks: Vec<JsonCheck<'a>>,
     summary: Summary,
     exit_code: u8,
+    /// What `--fix` did; absent without `--fix`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<&'a crate::fix::report::FixReport>,
 }
 
 #[derive(Serialize)]
@@ -83,7 +86,7 @@ struct JsonCheck<'a> {
 }
 
 /// Renders the report as pretty-printed JSON, secrets redacted.
-pub fn render(report: &Report) -> String {
+pub fn render(report: &Report, fix: Option<&crate::fix::report::FixReport>) -> String {
     let facts = report.facts;
     let docker = facts.docker.info().map(|info| JsonDocker {
         endpoint: &facts.docker.endpoint,
@@ -103,6 +106,7 @@ pub fn render(report: &Report) -> String {
             .collect(),
         summary: report.summary(),
         exit_code: report.exit_code(),
+        fix,
     };
     let text = serde_json::to_string_pretty(&json).unwrap_or_else(|error| format!("{{\"error\": \"failed to encode the report: {error}\"}}"));
     crate::secret::redact(&text)

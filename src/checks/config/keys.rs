@@ -2,17 +2,14 @@
 //!
 //! The runner decodes `config.toml` with BurntSushi/toml, which silently ignores unknown keys,
 //! matches names case-insensitively, fails on type mismatches, and reads a bare integer as a
-//! duration in nanoseconds. The key list is `runner-config-keys.tsv`, taken from the runner's
-//! struct tags (gitlab-runner commit d79f3e7b, 2026-08-22).
-
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+//! duration in nanoseconds. The key list is the reference in [`crate::reference`].
 
 use crate::checks::Check;
 use crate::facts::config::{ConfigFile, KeyOccurrence, Val};
 use crate::facts::Facts;
 use crate::finding::{Finding, Location, Status, Subject};
 use crate::fix::{Action, Fix, KeyPath};
+use crate::reference::KeyInfo;
 
 pub struct Keys;
 
@@ -69,26 +66,8 @@ fn entry_of(occurrence: &KeyOccurrence) -> Option<usize> {
     if is_runners { occurrence.segments.get(1).and_then(|index| index.parse().ok()) } else { None }
 }
 
-/// A key of the reference: its canonical spelling and its TOML type.
-#[derive(Debug)]
-struct KeyInfo {
-    canonical: String,
-    kind: &'static str,
-}
-
-/// The key reference, by lower-cased dotted path.
-fn schema() -> &'static BTreeMap<String, KeyInfo> {
-    static SCHEMA: OnceLock<BTreeMap<String, KeyInfo>> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let text: &'static str = include_str!("runner-config-keys.tsv");
-        text.lines()
-            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-            .filter_map(|line| {
-                let (path, kind) = line.split_once('\t')?;
-                Some((path.to_ascii_lowercase(), KeyInfo { canonical: path.to_string(), kind: kind.trim() }))
-            })
-            .collect()
-    })
+fn schema() -> &'static std::collections::BTreeMap<String, KeyInfo> {
+    crate::reference::keys()
 }
 
 /// Keys that are still accepted but should go, with what to do instead.
@@ -149,7 +128,7 @@ fn judge(id: &'static str, config: &ConfigFile, occurrence: &KeyOccurrence) -> O
         return Some(unknown(id, occurrence, &key, location));
     };
 
-    let canonical = info.canonical.rsplit('.').next().unwrap_or(&info.canonical);
+    let canonical = crate::reference::canonical_name(info);
     if written != canonical {
         return Some(
             Finding::new(id, Status::Info, format!("`{key}` works, but the runner's spelling is `{canonical}`"))
@@ -173,12 +152,7 @@ fn judge(id: &'static str, config: &ConfigFile, occurrence: &KeyOccurrence) -> O
 fn unknown(id: &'static str, occurrence: &KeyOccurrence, key: &str, location: Location) -> Finding {
     let written = occurrence.segments.last().cloned().unwrap_or_default();
     let parent = occurrence.parent_schema_path();
-    let prefix = if parent.is_empty() { String::new() } else { format!("{parent}.") };
-    let siblings: Vec<&str> = schema()
-        .iter()
-        .filter(|(path, _)| path.starts_with(&prefix) && !path[prefix.len()..].contains('.'))
-        .map(|(_, info)| info.canonical.rsplit('.').next().unwrap_or(&info.canonical))
-        .collect();
+    let siblings = crate::reference::children(&parent);
 
     let table = table_name(&occurrence.segments);
     match crate::suggest::closest(&written, siblings.iter().copied()) {

@@ -341,13 +341,13 @@ fn with_remedy(finding: Finding, context: &Context, current_url: &str) -> Findin
 
     match working {
         Some(candidate) => {
-            let mut actions = vec![Action::SetKey { path: KeyPath::entry(context.entry.index, &["url"]), value: TomlValue::String(candidate.url.clone()) }];
+            let mut actions = vec![Action::SetKey { path: KeyPath::entry(context.entry.index, &["url"]), value: TomlValue::String(candidate.url.clone()), after: None }];
             let mut why = format!("{}; confirmed from the runner's view", candidate.reason);
             if let Some(network) = &candidate.network
                 && context.entry.uses_docker()
                 && context.entry.keys.str("docker.network_mode") != Some(network.as_str())
             {
-                actions.push(Action::SetKey { path: KeyPath::entry(context.entry.index, &["docker", "network_mode"]), value: TomlValue::String(network.clone()) });
+                actions.push(Action::SetKey { path: KeyPath::entry(context.entry.index, &["docker", "network_mode"]), value: TomlValue::String(network.clone()), after: None });
                 why.push_str(&format!("; job and helper containers upload artifacts to the same URL, so they join `{network}` through `network_mode`"));
             }
             let summary = format!("set `url = \"{}\"`", candidate.url);

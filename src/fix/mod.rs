@@ -4,6 +4,12 @@
 //! actions against the parsed `toml_edit` document of the right file, shows a diff and writes
 //! the file safely.
 
+pub mod edit;
+pub mod flow;
+pub mod report;
+pub mod run;
+pub mod write;
+
 use serde::Serialize;
 
 /// Whether a fix can be applied without a second look.
@@ -65,8 +71,9 @@ impl std::fmt::Display for KeyPath {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
-    /// Set a key, creating it (and its table) when missing.
-    SetKey { path: KeyPath, value: TomlValue },
+    /// Set a key, creating it (and its table) when missing. A new key goes right after the
+    /// sibling named `after` when that exists, otherwise at the end of its table.
+    SetKey { path: KeyPath, value: TomlValue, after: Option<String> },
     /// Remove a key.
     RemoveKey { path: KeyPath },
     /// Append a string to an array, creating the array when missing.
