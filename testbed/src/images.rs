@@ -19,7 +19,7 @@ pub const BUSYBOX_IMAGE: &str = "ci-doctor-test/busybox:latest";
 /// Busybox image plus `/bin/gitlab-standin`.
 pub const STANDIN_IMAGE: &str = "ci-doctor-test/standin:latest";
 
-/// Label that marks images the test bed built; its value is `busybox`,
+/// Label that marks images the test bed built, with the value `busybox`,
 /// `standin` or `derived`.
 pub const IMAGE_LABEL: &str = "ci-doctor-testbed.image";
 /// Label with a hash of the `gitlab-standin` binary inside the standin image,
@@ -232,8 +232,8 @@ fn has_interpreter(elf: &[u8]) -> bool {
         elf.get(offset..offset + 8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("slice of 8 bytes")))
     };
-    // Only 64-bit little-endian ELF files are checked; anything else is
-    // reported as static and fails later when the container starts.
+    // Only 64-bit little-endian ELF files are checked. Anything else counts as
+    // static and fails later, when the container starts.
     if elf.get(..5) != Some(b"\x7fELF\x02") {
         return false;
     }
@@ -347,17 +347,23 @@ pub(crate) fn is_testbed_image(image: &serde_json::Value) -> anyhow::Result<bool
     if image["Config"]["Labels"][IMAGE_LABEL].is_string() {
         return Ok(true);
     }
-    // A busybox image imported by hand (as the README describes) has no label.
+    // A busybox image imported by hand, with the same `docker import` but
+    // without the LABEL change, has no label.
     Ok(image["Id"].as_str() == Some(base_image_id(Base::Busybox)?.as_str()))
 }
 
 /// Tags `base` as `image_ref` (for example `gitlab/gitlab-runner:v17.5.3`),
-/// building the base images first. Returns `true` if the tag was created and
-/// `false` if `image_ref` already named a test bed image, which is then
-/// used as it is when it is a derived image and re-tagged otherwise.
+/// building the base images first. Returns `true` if the tag is new.
+///
+/// When `image_ref` already names a test bed image, it returns `false`: a
+/// derived image (from `Bed::image`) stays as it is, and any other test bed
+/// image is re-tagged to `base`.
 ///
 /// Fails without touching anything when `image_ref` names an image that the
 /// test bed did not build, such as a real GitLab image pulled earlier.
+///
+/// NOTE: a tag added by this function stays until removed by hand, whereas a
+/// bed removes the tags that it added itself when it is dropped.
 pub fn tag(image_ref: &str, base: Base) -> anyhow::Result<bool> {
     let base_id = base_image_id(base)?;
     let Some(existing) = inspect("image", image_ref)? else {
@@ -392,8 +398,9 @@ mod tests {
 
     #[test]
     fn dynamic_executable_has_interpreter() {
-        let sh = std::fs::read("/bin/sh").unwrap();
-        assert!(has_interpreter(&sh));
+        // Test binaries are linked dynamically unless built with +crt-static.
+        let test_binary = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(has_interpreter(&test_binary));
     }
 
     #[test]
