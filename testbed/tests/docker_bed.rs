@@ -306,6 +306,7 @@ fn bed_removes_everything_on_drop() {
         .link("docker-dind:docker")
         .env("DOCKER_HOST", "tcp://docker:2375")
         .bind_read_only(&config_dir, "/etc/gitlab-runner")
+        .docker_socket()
         .volume("runner-config", "/home/gitlab-runner")
         .volume("runner-cache", "/cache")
         .add_host(
@@ -351,6 +352,10 @@ fn bed_removes_everything_on_drop() {
         files.stdout.contains("192.0.2.10\tgitlab.example.test"),
         "{files:?}"
     );
+    let socket = bed
+        .exec("gitlab-runner", &["test", "-S", "/var/run/docker.sock"])
+        .unwrap();
+    assert!(socket.success(), "the Docker socket is mounted: {socket:?}");
     let hostname = bed.exec("gitlab-runner", &["hostname"]).unwrap();
     assert_eq!(hostname.stdout.trim(), "runner-host");
     let port = runner.published_port(8093).unwrap();
@@ -383,6 +388,25 @@ fn bed_removes_everything_on_drop() {
         String::from_utf8_lossy(&listed.stdout)
     );
     assert!(!bed_dir.exists(), "{} is left", bed_dir.display());
+}
+
+#[test]
+fn bind_outside_bed_dir_is_rejected() {
+    let bed = Bed::new("bind-outside-bed-dir-is-rejected").unwrap();
+    let error = bed
+        .container("gitlab-runner")
+        .bind(std::path::Path::new("/etc"), "/host-etc")
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("bind mount source /etc is outside the bed directory"),
+        "{error}"
+    );
+    assert!(
+        !exists("container", "gitlab-runner"),
+        "nothing is created after a rejected bind"
+    );
 }
 
 #[test]

@@ -17,9 +17,13 @@ use crate::standin::{
 };
 use crate::state::State;
 
-/// Command of containers that only need to exist and run: sleep for about
-/// 68 years, the longest busybox `sleep` accepts on 32-bit time.
+/// Command of containers that only need to exist and run: sleep for 2^31 - 1
+/// seconds (about 68 years), the largest signed 32-bit value.
 const DEFAULT_COMMAND: &[&str] = &["sleep", "2147483647"];
+
+/// Socket of a local Docker Engine, the one bind source allowed outside the
+/// bed directory.
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 /// How long a stand-in or DNS container may take to bind its ports.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,7 +118,7 @@ impl<'b> ContainerBuilder<'b> {
         }
     }
 
-    /// Image name the container shows, tagged from the busybox base (or from
+    /// Sets the image name the container shows, tagged from the busybox base (or from
     /// the standin base for [`Self::gitlab_standin`] and [`Self::dns_server`]).
     /// An image built with [`Bed::image`] is used as it is. Without this the
     /// container runs the base image itself.
@@ -124,7 +128,7 @@ impl<'b> ContainerBuilder<'b> {
         self
     }
 
-    /// Image name tagged from an explicit base.
+    /// Sets the image name, tagged from an explicit base.
     pub fn image_from(mut self, image_ref: &str, base: Base) -> Self {
         self.image = Some((image_ref.to_owned(), base));
         self
@@ -183,7 +187,8 @@ impl<'b> ContainerBuilder<'b> {
         self
     }
 
-    /// Bind-mounts a host path, which must be below [`Bed::dir`].
+    /// Bind-mounts a host path, which must be below [`Bed::dir`] or be the
+    /// Docker Engine's socket ([`Self::docker_socket`]).
     pub fn bind(mut self, host: &Path, container: &str) -> Self {
         self.binds.push(Bind {
             host: host.to_owned(),
@@ -201,6 +206,13 @@ impl<'b> ContainerBuilder<'b> {
             read_only: true,
         });
         self
+    }
+
+    /// Bind-mounts the Docker Engine's socket `/var/run/docker.sock` at the
+    /// same path, as runner setups with the docker executor do. This assumes
+    /// the engine is local and listens there (the default without `DOCKER_HOST`).
+    pub fn docker_socket(self) -> Self {
+        self.bind(Path::new(DOCKER_SOCKET), DOCKER_SOCKET)
     }
 
     /// Mounts a named volume, creating it in the bed unless it already was.
@@ -312,6 +324,7 @@ impl<'b> ContainerBuilder<'b> {
     pub fn start(self) -> anyhow::Result<Container> {
         let bed = self.bed;
         bed.ensure_name_free("container", &self.name)?;
+        self.check_bind_sources()?;
 
         let (image_ref, base) = self
             .image
@@ -327,23 +340,6 @@ impl<'b> ContainerBuilder<'b> {
                 bed.volume(volume)?;
             }
         }
-        let bed_dir = bed
-            .dir()
-            .canonicalize()
-            .context("failed to resolve the bed directory")?;
-        for bind in &self.binds {
-            let host = bind.host.canonicalize().with_context(|| {
-                format!("bind mount source {} does not exist", bind.host.display())
-            })?;
-            if !host.starts_with(&bed_dir) {
-                bail!(
-                    "bind mount source {} is outside the bed directory {}; create it with Bed::create_dir",
-                    bind.host.display(),
-                    bed_dir.display()
-                );
-            }
-        }
-
         let (files, role_command) = self.prepare_role()?;
         let args = self.create_args(&image_ref, files.as_ref(), role_command);
         docker(&args)?;
@@ -384,6 +380,31 @@ impl<'b> ContainerBuilder<'b> {
             }
         }
         Ok(container)
+    }
+
+    /// Fails unless every bind mount source is below the bed directory or is
+    /// the Docker Engine's socket.
+    fn check_bind_sources(&self) -> anyhow::Result<()> {
+        let bed_dir = self
+            .bed
+            .dir()
+            .canonicalize()
+            .context("failed to resolve the bed directory")?;
+        let docker_socket = Path::new(DOCKER_SOCKET).canonicalize().ok();
+        for bind in &self.binds {
+            let host = bind.host.canonicalize().with_context(|| {
+                format!("bind mount source {} does not exist", bind.host.display())
+            })?;
+            if !host.starts_with(&bed_dir) && Some(&host) != docker_socket.as_ref() {
+                bail!(
+                    "bind mount source {} is outside the bed directory {}; create it with \
+                     Bed::create_dir, or use docker_socket() for the Docker Engine's socket",
+                    bind.host.display(),
+                    bed_dir.display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Writes the files of a stand-in or DNS container into the bed directory
