@@ -216,6 +216,20 @@ fn dns_container_resolves_invented_names() {
         .unwrap();
     assert!(!missing.success(), "{missing:?}");
 
+    // A DNS server without records answers NXDOMAIN for every name.
+    let empty = bed
+        .container("dns-empty")
+        .network("ci-net")
+        .dns_server(&[])
+        .start()
+        .unwrap();
+    let empty_ip = empty.ip("ci-net").unwrap().to_string();
+    let nothing = bed
+        .exec("client", &["nslookup", "gitlab.example.test", &empty_ip])
+        .unwrap();
+    assert!(!nothing.success(), "{nothing:?}");
+    assert!(nothing.stdout.contains("NXDOMAIN"), "{nothing:?}");
+
     let (status, body, stderr) = wget(
         &bed,
         "client",

@@ -54,7 +54,8 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
         /// NAME=IP for one name, or *.DOMAIN=IP for every name below DOMAIN; repeatable.
-        #[arg(long = "record", value_name = "NAME=IP", required = true)]
+        /// Without records every name gets NXDOMAIN.
+        #[arg(long = "record", value_name = "NAME=IP")]
         records: Vec<DnsRecord>,
         /// File to create once the sockets are bound, for readiness checks.
         #[arg(long, value_name = "FILE")]
