@@ -291,7 +291,7 @@ fn standin_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
     eprintln!(
-        "ci-doctor-testbed: building a static gitlab-standin in {} (the first build takes a few minutes)",
+        "ci-doctor-testbed: building the static gitlab-standin in {} (a first build takes about a minute on two cores)",
         target_dir.display()
     );
     let output = Command::new(&cargo)

@@ -216,7 +216,7 @@ fn dns_container_resolves_invented_names() {
         .unwrap();
     assert!(!missing.success(), "{missing:?}");
 
-    // A DNS server without records answers NXDOMAIN for every name.
+    // A DNS server without records returns NXDOMAIN for every name.
     let empty = bed
         .container("dns-empty")
         .network("ci-net")
@@ -298,8 +298,8 @@ fn bed_removes_everything_on_drop() {
         .network_with_aliases("ci-internal", &["dind.internal"])
         .start()
         .unwrap();
-    // Created only: this Docker Engine may lack the capabilities to start a
-    // privileged container, but inspecting one works everywhere.
+    // Created only: a Docker Engine that itself runs with reduced
+    // capabilities cannot start a privileged container, but can create one.
     let privileged = bed
         .container("docker-privileged")
         .image("docker:dind")

@@ -43,8 +43,8 @@ fn lock_slot() -> MutexGuard<'static, Option<ThreadId>> {
     SLOT_HOLDER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The one bed slot of this process; a guard that is `Send`, unlike a
-/// `MutexGuard`, so a bed can move between threads.
+/// The one bed slot of this process. Unlike a `MutexGuard`, this guard is
+/// `Send`, so a bed can move between threads.
 #[derive(Debug)]
 struct ProcessSlot;
 
@@ -288,7 +288,7 @@ impl Bed {
         let Some(object) = inspect(kind, name)? else {
             return Ok(());
         };
-        // `docker inspect` also matches id prefixes; only the same name is a clash.
+        // `docker inspect` also matches id prefixes. Only the same name clashes.
         let found_name = object["Name"].as_str().unwrap_or_default();
         if found_name.trim_start_matches('/') != name {
             return Ok(());
@@ -323,7 +323,7 @@ impl Bed {
             Created::Volume(name) => self.remove_labelled("volume", name, &["volume", "rm"]),
             Created::Image(image_ref) => self.remove_labelled("image", image_ref, &["image", "rm"]),
             Created::Tag(image_ref) => {
-                // A tag has no labels of its own; remove it only while it
+                // A tag has no labels of its own. It is removed only while it
                 // still names a test bed image, so nothing else is untagged.
                 let Some(image) = inspect("image", image_ref)? else {
                     return Ok(());
@@ -397,6 +397,9 @@ fn object_labels<'v>(kind: &str, object: &'v Value) -> &'v Value {
 /// Removes objects labelled by processes that no longer run, and by this
 /// process (whose earlier beds are all dropped, since only one bed exists at
 /// a time).
+///
+/// NOTE: liveness is read from this machine's `/proc`, so a bed of a process
+/// in another PID namespace that shares the Docker Engine looks dead here.
 fn remove_leftovers() -> anyhow::Result<()> {
     let filter = format!("label={OWNER_LABEL}");
     let owner_format = format!("{{{{.Label \"{OWNER_LABEL}\"}}}}");
@@ -614,7 +617,7 @@ impl ImageBuilder<'_> {
         args.extend(["--tag".to_owned(), self.image_ref.clone()]);
         args.push(context.path().to_string_lossy().into_owned());
         // The classic builder reads FROM images from the local image store
-        // and needs no buildx plugin, which Docker 20.10 hosts often lack.
+        // and works without the buildx plugin, which a Docker CLI may lack.
         let output = std::process::Command::new("docker")
             .args(&args)
             .env("DOCKER_BUILDKIT", "0")
