@@ -18,9 +18,6 @@ const PREFIXES: &[&str] = &[
 /// Characters shown after the prefix.
 const SHOWN: usize = 4;
 
-/// Secrets shorter than this are hidden entirely: four characters of a short password would
-/// give away too much of it.
-const MIN_SHOWN_LEN: usize = 12;
 
 /// A token or password. `Debug`, `Display` and `Serialize` all print the short form.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -44,7 +41,7 @@ impl Secret {
         TokenKind::of(&self.0)
     }
 
-    /// The short form: the prefix and at most four more characters, then `…`.
+    /// The short form: a GitLab token's prefix and at most four more characters, then `…`.
     pub fn short(&self) -> String {
         shorten(&self.0)
     }
@@ -136,14 +133,16 @@ fn strip_instance_prefix(token: &str) -> &str {
     token
 }
 
-/// The short form of any secret string.
+/// The short form of any secret string: a GitLab token's prefix and four more characters, or
+/// only `…` for anything else.
 pub fn shorten(value: &str) -> String {
     let value = value.trim();
     let bare = strip_instance_prefix(value);
     let instance = &value[..value.len() - bare.len()];
     let prefix = PREFIXES.iter().find(|prefix| bare.starts_with(*prefix)).copied().unwrap_or("");
     let rest = &bare[prefix.len()..];
-    if prefix.is_empty() && value.chars().count() < MIN_SHOWN_LEN {
+    // Without a known prefix the value may be a password, of which no character is shown.
+    if prefix.is_empty() {
         return "…".to_string();
     }
     let shown: String = rest.chars().take(SHOWN).collect();
@@ -168,6 +167,31 @@ pub fn register(value: &str) {
         secrets.push(value.to_string());
         // Longest first, so that a secret containing another is replaced whole.
         secrets.sort_by_key(|known| std::cmp::Reverse(known.len()));
+    }
+}
+
+/// Registers every secret found in raw config text, whether or not it parses: values of
+/// credential keys (`token = "…"`, `password = '…'`) and any word with a GitLab token prefix.
+/// A config with a syntax error must not leak its tokens through the error's snippet.
+pub fn register_in_text(text: &str, credential_keys: &[&str]) {
+    for line in text.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            let key = key.trim().trim_matches(['"', '\'']).rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+            if credential_keys.contains(&key.as_str()) {
+                let value = value.trim();
+                let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'');
+                let inner = match quote {
+                    Some(quote) => value[1..].split(quote).next().unwrap_or(""),
+                    None => value.split(['#', ' ']).next().unwrap_or(""),
+                };
+                register(inner);
+            }
+        }
+        for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+            if PREFIXES.iter().any(|prefix| strip_instance_prefix(word).starts_with(prefix)) && word.len() > 12 {
+                register(word);
+            }
+        }
     }
 }
 
@@ -224,7 +248,7 @@ mod tests {
     #[test]
     fn short_secrets_are_hidden_entirely() {
         assert_eq!(shorten("hunter2"), "…");
-        assert_eq!(shorten("a1b2c3d4e5f6a7b8c9d0"), "a1b2…");
+        assert_eq!(shorten("a1b2c3d4e5f6a7b8c9d0"), "…");
         assert_eq!(shorten("acme-glrt-XYZW1234"), "acme-glrt-XYZW…");
     }
 
@@ -233,6 +257,13 @@ mod tests {
         register("glpat-FAKEredact0123456789");
         let text = "sent glpat-FAKEredact0123456789 to the server";
         assert_eq!(redact(text), "sent glpat-FAKE… to the server");
+    }
+
+    #[test]
+    fn secrets_in_unparsable_text_are_found() {
+        register_in_text("[[runners]]\n  name = \"broken\n  token = \"glrt-FAKEunparsed99887766\"\n  password = 'hunter2hunter2'\n", &["token", "password"]);
+        assert!(!redact("glrt-FAKEunparsed99887766").contains("unparsed"));
+        assert_eq!(redact("hunter2hunter2"), "…");
     }
 
     #[test]

@@ -301,8 +301,11 @@ pub struct ParsedConfig {
 }
 
 impl ParsedConfig {
-    /// Parses `text`; `Err` carries the first syntax error with its position.
+    /// Parses `text`; `Err` carries the first syntax error with its position. Credentials in
+    /// the text are registered as secrets first, so that even an error message cannot show
+    /// them.
     pub fn parse(text: &str) -> Result<ParsedConfig, SyntaxError> {
+        crate::secret::register_in_text(text, SECRET_KEYS);
         let document = toml_edit::Document::parse(text).map_err(|error| {
             let span = error.span().unwrap_or(0..0);
             let (line, column) = line_column(text, span.start);

@@ -1,0 +1,175 @@
+//! Helpers shared by the integration tests: run the built binary, read its JSON report, and
+//! build the usual scenario pieces on a test bed.
+
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ci_doctor_testbed::state::Runner;
+use ci_doctor_testbed::{Bed, Container, DnsRecord, State};
+use serde_json::Value;
+
+/// The cases a scenario rebuilds.
+pub const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases");
+
+/// Image names the cases use.
+pub const RUNNER_IMAGE: &str = "gitlab/gitlab-runner:v17.5.3";
+pub const GITLAB_IMAGE: &str = "gitlab/gitlab-ce:17.5.2-ce.0";
+
+/// One run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The JSON report on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    /// Asserts that none of `secrets` appears in stdout or stderr.
+    pub fn assert_no_secrets(&self, secrets: &[&str]) {
+        for secret in secrets {
+            assert!(!self.stdout.contains(secret), "stdout contains the secret {secret}:\n{}", self.stdout);
+            assert!(!self.stderr.contains(secret), "stderr contains the secret {secret}:\n{}", self.stderr);
+        }
+    }
+}
+
+/// Runs ci-doctor with `args`, without colour and without a GitLab token from the environment.
+pub fn ci_doctor(args: &[&str]) -> Run {
+    ci_doctor_in(None, args, None)
+}
+
+/// Runs ci-doctor in `dir` (when given) with `args` and `stdin` as input.
+pub fn ci_doctor_in(dir: Option<&Path>, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ci-doctor"));
+    command.args(args).env("NO_COLOR", "1").env_remove("GITLAB_TOKEN").env_remove("RUST_LOG");
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = match stdin {
+        Some(input) => {
+            use std::io::Write;
+            command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            let mut child = command.spawn().expect("ci-doctor starts");
+            child.stdin.take().expect("stdin piped").write_all(input.as_bytes()).expect("stdin written");
+            child.wait_with_output().expect("ci-doctor finishes")
+        }
+        None => command.stdin(std::process::Stdio::null()).output().expect("ci-doctor runs"),
+    };
+    Run {
+        status: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+    }
+}
+
+/// Diagnoses runner container `container` and returns the run (JSON on stdout).
+pub fn diagnose_container(container: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--format", "json", "--runner-container", container, "--timeout", "3"];
+    args.extend_from_slice(extra);
+    ci_doctor(&args)
+}
+
+/// The verdicts (`checks` array) of check `check`.
+pub fn verdicts<'a>(report: &'a Value, check: &str) -> Vec<&'a Value> {
+    report["checks"].as_array().expect("checks array").iter().filter(|verdict| verdict["check"] == check).collect()
+}
+
+/// The findings (`findings` array) of check `check`.
+pub fn findings<'a>(report: &'a Value, check: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().expect("findings array").iter().filter(|finding| finding["check"] == check).collect()
+}
+
+/// The single verdict of `check`, asserting there is exactly one.
+pub fn verdict<'a>(report: &'a Value, check: &str) -> &'a Value {
+    let found = verdicts(report, check);
+    assert_eq!(found.len(), 1, "expected one verdict of {check}, found {}:\n{report:#}", found.len());
+    found[0]
+}
+
+/// The single finding of `check` with `severity`.
+pub fn finding<'a>(report: &'a Value, check: &str, severity: &str) -> &'a Value {
+    let found: Vec<&Value> = findings(report, check).into_iter().filter(|finding| finding["severity"] == severity).collect();
+    assert_eq!(found.len(), 1, "expected one {severity} of {check}, found {}:\n{report:#}", found.len());
+    found[0]
+}
+
+/// Asserts that no finding is an error, and that every verdict is `ok`, `skipped` with a
+/// reason, or an allowed warning or info.
+pub fn assert_healthy(report: &Value) {
+    let errors: Vec<&Value> = report["findings"].as_array().unwrap().iter().filter(|finding| finding["severity"] == "error").collect();
+    assert!(errors.is_empty(), "unexpected errors:\n{errors:#?}");
+    assert_eq!(report["exit_code"], 0, "{report:#}");
+    for verdict in report["checks"].as_array().unwrap() {
+        let status = verdict["status"].as_str().unwrap();
+        assert!(["ok", "skipped", "warning", "info"].contains(&status), "{verdict:#}");
+        assert!(!verdict["message"].as_str().unwrap().is_empty(), "a verdict without a message: {verdict:#}");
+    }
+}
+
+/// All text of a finding: message, effect, evidence and help, for substring assertions.
+pub fn text_of(finding: &Value) -> String {
+    let mut parts = vec![finding["message"].as_str().unwrap_or("").to_string()];
+    for field in ["effect", "help"] {
+        if let Some(text) = finding[field].as_str() {
+            parts.push(text.to_string());
+        }
+    }
+    if let Some(evidence) = finding["evidence"].as_array() {
+        parts.extend(evidence.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    parts.join("\n")
+}
+
+/// Reads a file of a case.
+pub fn case_file(case: &str, file: &str) -> String {
+    std::fs::read_to_string(format!("{CASES}/{case}/{file}")).unwrap_or_else(|error| panic!("failed to read {case}/{file}: {error}"))
+}
+
+/// The stand-in state with one runner per `(id, token, description)`.
+pub fn state_with_runners(runners: &[(u64, &str, &str)]) -> State {
+    State {
+        runners: runners
+            .iter()
+            .map(|(id, token, description)| {
+                let mut runner = Runner::new(*id, token);
+                runner.description = description.to_string();
+                runner
+            })
+            .collect(),
+        ..State::default()
+    }
+}
+
+/// Writes `config` as the runner config directory `runner-config/config.toml` (mode 0600) and
+/// returns the directory.
+pub fn runner_config_dir(bed: &Bed, config: &str) -> PathBuf {
+    let path = bed.write_file("runner-config/config.toml", config).expect("config written");
+    set_mode(&path, 0o600);
+    path.parent().unwrap().to_path_buf()
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("mode set");
+}
+
+/// Starts the test DNS server on `network` with `records`; containers get it with `--dns`, so
+/// that no lookup of an invented name leaves this machine.
+pub fn dns(bed: &Bed, network: &str, records: &[(&str, IpAddr)]) -> IpAddr {
+    let records: Vec<DnsRecord> = records.iter().map(|(name, ip)| DnsRecord::new(name, *ip).expect("valid record")).collect();
+    let server = bed.container("dns").network(network).dns_server(&records).start().expect("DNS server starts");
+    server.ip(network).expect("DNS server has an address")
+}
+
+/// The IP of `container` on `network`.
+pub fn ip(container: &Container, network: &str) -> IpAddr {
+    container.ip(network).expect("container has an address")
+}

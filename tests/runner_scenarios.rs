@@ -1,0 +1,318 @@
+//! Diagnoses of runner setups built on a real Docker Engine: the healthy layouts and the faults
+//! of a runner that cannot reach GitLab, has no Docker socket, or has a broken config.
+
+mod common;
+
+use common::*;
+
+const H01: &str = "H01-healthy-linked";
+const H02: &str = "H02-healthy-network";
+const C01: &str = "C01-register-url-localhost-in-container";
+const C07: &str = "C07-runner-container-has-no-docker-socket";
+
+#[test]
+fn healthy_runner_linked_on_default_bridge() -> anyhow::Result<()> {
+    let token = "glrt-FAKEh01Lk4Rt8Vw2Np6Q";
+    let bed = ci_doctor_testbed::Bed::new("h01-healthy-linked")?;
+    let dns = dns(&bed, "bridge", &[]);
+    bed.container("gitlab")
+        .image(GITLAB_IMAGE)
+        .hostname("gitlab")
+        .publish(80)
+        .env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab'")
+        .gitlab_standin(&state_with_runners(&[(13, token, "linked-runner")]))
+        .start()?;
+    let config = runner_config_dir(&bed, &case_file(H01, "config.toml"));
+    bed.container("gitlab-runner")
+        .image(RUNNER_IMAGE)
+        .link("gitlab:gitlab")
+        .dns(dns)
+        .restart("always")
+        .bind(&config, "/etc/gitlab-runner")
+        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
+        .start()?;
+
+    let run = diagnose_container("gitlab-runner", &[]);
+    let report = run.json();
+    assert_healthy(&report);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+
+    let url = verdict(&report, "network.runner-url");
+    assert_eq!(url["status"], "ok");
+    assert!(url["message"].as_str().unwrap().contains("reaches GitLab at `http://gitlab/` from container `gitlab-runner`"), "{url:#}");
+    assert!(url["message"].as_str().unwrap().contains("/etc/hosts"), "the link is how the name resolves: {url:#}");
+
+    let auth = verdict(&report, "auth.token");
+    assert_eq!(auth["status"], "ok");
+    assert!(auth["message"].as_str().unwrap().contains("(runner 13)"), "{auth:#}");
+
+    let docker = verdict(&report, "runner.docker-access");
+    assert_eq!(docker["status"], "ok");
+    run.assert_no_secrets(&[token]);
+    Ok(())
+}
+
+#[test]
+fn healthy_runner_on_shared_network() -> anyhow::Result<()> {
+    let token = "glrt-FAKEh02Nt5Wk8Qz3Lp7Y";
+    let bed = ci_doctor_testbed::Bed::new("h02-healthy-network")?;
+    bed.network("ci-net").create()?;
+    let dns = dns(&bed, "ci-net", &[]);
+    bed.container("gitlab")
+        .image(GITLAB_IMAGE)
+        .hostname("gitlab")
+        .network_with_aliases("ci-net", &["gitlab"])
+        .publish(80)
+        .env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab'")
+        .gitlab_standin(&state_with_runners(&[(12, token, "network-runner")]))
+        .start()?;
+    let config = runner_config_dir(&bed, &case_file(H02, "config.toml"));
+    bed.container("gitlab-runner")
+        .image(RUNNER_IMAGE)
+        .network("ci-net")
+        .dns(dns)
+        .bind(&config, "/etc/gitlab-runner")
+        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
+        .start()?;
+
+    let run = diagnose_container("gitlab-runner", &[]);
+    let report = run.json();
+    assert_healthy(&report);
+
+    let url = verdict(&report, "network.runner-url");
+    assert_eq!(url["status"], "ok");
+    assert!(url["message"].as_str().unwrap().contains("Docker's embedded DNS"), "{url:#}");
+    assert!(verdict(&report, "auth.token")["message"].as_str().unwrap().contains("(runner 12)"));
+    assert_eq!(verdict(&report, "runner.docker-access")["status"], "ok");
+    run.assert_no_secrets(&[token]);
+
+    // Discovery without flags finds the same runner container.
+    let discovered = ci_doctor(&["--format", "json", "--timeout", "3"]);
+    let discovered = discovered.json();
+    let names: Vec<&str> = discovered["runners"].as_array().unwrap().iter().filter_map(|runner| runner["container"].as_str()).collect();
+    assert!(names.contains(&"gitlab-runner"), "{names:?}");
+    Ok(())
+}
+
+/// Builds C01: GitLab and the runner on `ci-net`, the runner's `url` on its own loopback.
+fn build_c01(bed: &ci_doctor_testbed::Bed, token: &str) -> anyhow::Result<std::path::PathBuf> {
+    bed.network("ci-net").create()?;
+    let dns = dns(bed, "ci-net", &[]);
+    bed.container("gitlab")
+        .image(GITLAB_IMAGE)
+        .hostname("gitlab.example.test")
+        .network("ci-net")
+        .publish(80)
+        .env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab.example.test:8080'; nginx['listen_port'] = 80")
+        .gitlab_standin(&state_with_runners(&[(4, token, "compose-runner")]))
+        .start()?;
+    let config = runner_config_dir(bed, &case_file(C01, "config.toml"));
+    bed.container("gitlab-runner")
+        .image(RUNNER_IMAGE)
+        .network("ci-net")
+        .dns(dns)
+        .bind(&config, "/etc/gitlab-runner")
+        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
+        .start()?;
+    Ok(config.join("config.toml"))
+}
+
+#[test]
+fn url_on_container_loopback_is_an_error_with_a_working_remedy() -> anyhow::Result<()> {
+    let token = "glrt-FAKEc01q7Lm2Vx9Rt4Bn";
+    let bed = ci_doctor_testbed::Bed::new("c01-localhost-url")?;
+    build_c01(&bed, token)?;
+
+    let run = diagnose_container("gitlab-runner", &[]);
+    let report = run.json();
+    assert_eq!(run.status, 1);
+    let error = finding(&report, "network.runner-url", "error");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("`compose-runner`") && message.contains("container `gitlab-runner`"), "{message}");
+    assert!(message.contains("`localhost` is that container's own loopback, not GitLab"), "{message}");
+    assert!(text_of(error).contains("connection refused"), "{error:#}");
+    assert_eq!(error["basis"]["method"], "probe");
+    assert_eq!(error["location"]["line"], 12);
+
+    // The remedy names the address that works, and why the external URL does not.
+    let help = error["help"].as_str().unwrap();
+    assert!(help.contains("`url = \"http://gitlab/\"`") && help.contains("ci-net"), "{help}");
+    assert!(text_of(error).contains("`http://gitlab.example.test:8080/`"), "{error:#}");
+    assert_eq!(error["fix"]["actions"][0]["value"], "http://gitlab/");
+    assert_eq!(error["fix"]["actions"][1]["value"], "ci-net");
+
+    // Must not report: a socket problem or a token problem.
+    assert_eq!(verdict(&report, "runner.docker-access")["status"], "ok");
+    assert_eq!(verdict(&report, "auth.token")["status"], "skipped");
+    assert!(findings(&report, "auth.token").is_empty());
+    run.assert_no_secrets(&[token]);
+    Ok(())
+}
+
+#[test]
+fn loopback_url_is_an_error_by_reasoning_too() -> anyhow::Result<()> {
+    let bed = ci_doctor_testbed::Bed::new("c01-no-probe")?;
+    build_c01(&bed, "glrt-FAKEc01q7Lm2Vx9Rt4Bn")?;
+
+    let run = diagnose_container("gitlab-runner", &["--no-probe"]);
+    let report = run.json();
+    let error = finding(&report, "network.runner-url", "error");
+    assert_eq!(error["basis"]["method"], "reasoning");
+    assert!(error["message"].as_str().unwrap().contains("own loopback"), "{error:#}");
+    assert!(verdict(&report, "auth.token")["message"].as_str().unwrap().contains("--no-probe"), "{report:#}");
+    Ok(())
+}
+
+#[test]
+fn runner_container_without_socket_is_an_error() -> anyhow::Result<()> {
+    let token = "glrt-FAKEc07Lp3Mw8Qy2Zr6t";
+    let bed = ci_doctor_testbed::Bed::new("c07-no-socket")?;
+    // GitLab is outside Docker's view here: a stand-in that is not a GitLab image, reached by
+    // name through the test DNS server, over HTTPS with a CA the runner trusts through the
+    // `certs/<host>.crt` convention.
+    let gitlab = bed
+        .container("gitlab-external")
+        .image("ci-doctor-test/standin:latest")
+        .gitlab_standin(&state_with_runners(&[(15, token, "android-builder")]))
+        .https(&["gitlab.example.test"])
+        .start()?;
+    let dns = dns(&bed, "bridge", &[("gitlab.example.test", ip(&gitlab, "bridge"))]);
+    let config = runner_config_dir(&bed, &case_file(C07, "config.toml"));
+    let ca = &gitlab.tls_certificates().expect("https is on").ca_pem;
+    bed.write_file("runner-config/certs/gitlab.example.test.crt", ca)?;
+    bed.container("gitlab-runner").image(RUNNER_IMAGE).restart("always").dns(dns).bind(&config, "/etc/gitlab-runner").start()?;
+
+    let run = diagnose_container("gitlab-runner", &[]);
+    let report = run.json();
+    assert_eq!(run.status, 1);
+    let error = finding(&report, "runner.docker-access", "error");
+    let text = text_of(error);
+    assert!(error["message"].as_str().unwrap().contains("container `gitlab-runner` has no Docker socket"), "{error:#}");
+    assert!(text.contains("Cannot connect to the Docker daemon"), "{text}");
+    assert!(text.contains("the Docker daemon itself answers from this host"), "the daemon is fine: {text}");
+    let command = error["fix"]["actions"][0]["command"].as_str().unwrap();
+    assert!(command.contains("-v /var/run/docker.sock:/var/run/docker.sock"), "{command}");
+    assert!(command.contains("--name gitlab-runner") && command.contains(RUNNER_IMAGE) && command.contains(":/etc/gitlab-runner"), "{command}");
+
+    // Must not report: the daemon down, or anything about dind and privileges.
+    assert_eq!(verdict(&report, "docker.daemon")["status"], "ok");
+    assert!(findings(&report, "network.runner-url").is_empty(), "{report:#}");
+    assert_eq!(verdict(&report, "auth.token")["status"], "ok");
+    assert!(!run.stdout.contains("privileged") && !run.stdout.contains("dind"), "{}", run.stdout);
+    run.assert_no_secrets(&[token]);
+
+    // --fix prints the command and changes nothing.
+    let before = std::fs::read(config.join("config.toml"))?;
+    let fixed = ci_doctor(&["--runner-container", "gitlab-runner", "--timeout", "3", "--fix", "--yes"]);
+    assert!(fixed.stdout.contains("Run these yourself") && fixed.stdout.contains("-v /var/run/docker.sock:/var/run/docker.sock"), "{}", fixed.stdout);
+    assert!(fixed.stdout.contains("Nothing to fix"), "{}", fixed.stdout);
+    assert_eq!(std::fs::read(config.join("config.toml"))?, before);
+    Ok(())
+}
+
+#[test]
+fn name_without_link_on_default_bridge_does_not_resolve() -> anyhow::Result<()> {
+    let token = "glrt-FAKEnolinkAb12Cd34";
+    let bed = ci_doctor_testbed::Bed::new("bridge-without-link")?;
+    let dns = dns(&bed, "bridge", &[]);
+    bed.container("gitlab").image(GITLAB_IMAGE).hostname("gitlab").gitlab_standin(&state_with_runners(&[(21, token, "bridge-runner")])).start()?;
+    let config = format!(
+        "concurrent = 1\n\n[[runners]]\n  name = \"bridge-runner\"\n  url = \"http://gitlab\"\n  token = \"{token}\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n"
+    );
+    let config = runner_config_dir(&bed, &config);
+    bed.container("gitlab-runner")
+        .image(RUNNER_IMAGE)
+        .dns(dns)
+        .bind(&config, "/etc/gitlab-runner")
+        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
+        .start()?;
+
+    let run = diagnose_container("gitlab-runner", &[]);
+    let report = run.json();
+    assert_eq!(run.status, 1);
+    let error = finding(&report, "network.runner-url", "error");
+    let text = text_of(error);
+    assert!(error["message"].as_str().unwrap().contains("`gitlab` does not resolve from container `gitlab-runner`"), "{error:#}");
+    assert!(text.contains("default `bridge` network") && text.contains("--link"), "{text}");
+
+    // Reasoning alone reaches the same verdict.
+    let reasoned = diagnose_container("gitlab-runner", &["--no-probe"]).json();
+    let error = finding(&reasoned, "network.runner-url", "error");
+    assert_eq!(error["basis"]["method"], "reasoning");
+    assert!(text_of(error).contains("--link"), "{error:#}");
+    run.assert_no_secrets(&[token]);
+    Ok(())
+}
+
+#[test]
+fn revoked_token_is_an_error() -> anyhow::Result<()> {
+    let token = "glrt-FAKErevokedXy98Zw76";
+    let bed = ci_doctor_testbed::Bed::new("revoked-token")?;
+    bed.network("ci-net").create()?;
+    let dns = dns(&bed, "ci-net", &[]);
+    let mut state = state_with_runners(&[]);
+    state.revoked_runner_tokens.push(token.to_string());
+    let gitlab = bed.container("gitlab").image(GITLAB_IMAGE).network("ci-net").gitlab_standin(&state).start()?;
+    let config = format!(
+        "concurrent = 1\n\n[[runners]]\n  name = \"old-runner\"\n  url = \"http://gitlab/\"\n  token = \"{token}\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    network_mode = \"ci-net\"\n"
+    );
+    let config = runner_config_dir(&bed, &config);
+    bed.container("gitlab-runner")
+        .image(RUNNER_IMAGE)
+        .network("ci-net")
+        .dns(dns)
+        .bind(&config, "/etc/gitlab-runner")
+        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
+        .start()?;
+
+    let run = diagnose_container("gitlab-runner", &[]);
+    let report = run.json();
+    assert_eq!(run.status, 1);
+    let error = finding(&report, "auth.token", "error");
+    assert!(error["message"].as_str().unwrap().contains("403 Forbidden"), "{error:#}");
+    assert!(error["message"].as_str().unwrap().contains("glrt-FAKE…"), "the token shows only its prefix: {error:#}");
+    assert_eq!(verdict(&report, "network.runner-url")["status"], "ok");
+    run.assert_no_secrets(&[token]);
+
+    // The token went to the runner's GitLab and nowhere else, and only there.
+    let requests = gitlab.request_log()?;
+    let verify: Vec<_> = requests.iter().filter(|request| request.path == "/api/v4/runners/verify").collect();
+    assert_eq!(verify.len(), 1, "{requests:#?}");
+    assert_eq!(verify[0].host.as_deref(), Some("gitlab"));
+    Ok(())
+}
+
+#[test]
+fn syntax_error_and_misspelled_key_point_at_their_lines() -> anyhow::Result<()> {
+    let token = "glrt-FAKEsyntaxQw12Er34";
+    let bed = ci_doctor_testbed::Bed::new("config-errors")?;
+    let dir = bed.create_dir("configs")?;
+
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, format!("concurrent = 1\n\n[[runners]]\n  name = \"broken\n  token = \"{token}\"\n"))?;
+    let run = ci_doctor(&["--format", "json", "--config", broken.to_str().unwrap(), "--no-probe"]);
+    let report = run.json();
+    assert_eq!(run.status, 1);
+    let error = finding(&report, "config.syntax", "error");
+    assert_eq!(error["location"]["line"], 4);
+    let snippet = error["evidence"].as_array().unwrap().iter().filter_map(|line| line.as_str()).collect::<Vec<_>>().join("\n");
+    assert!(snippet.contains("name = \"broken") && snippet.contains('^'), "{snippet}");
+    run.assert_no_secrets(&[token]);
+
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, format!("concurrent = 1\n\n[[runners]]\n  name = \"typo\"\n  url = \"http://gitlab.example.test/\"\n  token = \"{token}\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"docker:27\"\n    privilaged = true\n"))?;
+    let run = ci_doctor(&["--format", "json", "--config", typo.to_str().unwrap(), "--no-probe"]);
+    let report = run.json();
+    assert_eq!(run.status, 1);
+    let error = finding(&report, "config.keys", "error");
+    assert_eq!(error["message"], "unknown key `runners[0].docker.privilaged`; did you mean `privileged`?");
+    assert_eq!(error["location"]["line"], 10);
+    assert_eq!(error["location"]["column"], 5);
+    run.assert_no_secrets(&[token]);
+
+    // The human report shows the same, with the file and line.
+    let human = ci_doctor(&["--config", typo.to_str().unwrap(), "--no-probe"]);
+    assert!(human.stdout.contains("error[config.keys]: unknown key `runners[0].docker.privilaged`; did you mean `privileged`?"), "{}", human.stdout);
+    assert!(human.stdout.contains(&format!("--> {}:10:5", typo.display())), "{}", human.stdout);
+    Ok(())
+}
