@@ -109,7 +109,7 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
     }
     let report = Report { facts: &facts, findings: &findings, strict: args.strict };
     let text = match args.format {
-        Format::Human => render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0 }),
+        Format::Human => render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0, fix_hint: true }),
         Format::Json => render::json::render(&report, None) + "\n",
     };
     write_stdout(&text)?;

@@ -7,7 +7,6 @@ use common::*;
 
 const H01: &str = "H01-healthy-linked";
 const H02: &str = "H02-healthy-network";
-const C01: &str = "C01-register-url-localhost-in-container";
 const C07: &str = "C07-runner-container-has-no-docker-socket";
 
 #[test]
@@ -92,29 +91,6 @@ fn healthy_runner_on_shared_network() -> anyhow::Result<()> {
     let names: Vec<&str> = discovered["runners"].as_array().unwrap().iter().filter_map(|runner| runner["container"].as_str()).collect();
     assert!(names.contains(&"gitlab-runner"), "{names:?}");
     Ok(())
-}
-
-/// Builds C01: GitLab and the runner on `ci-net`, the runner's `url` on its own loopback.
-fn build_c01(bed: &ci_doctor_testbed::Bed, token: &str) -> anyhow::Result<std::path::PathBuf> {
-    bed.network("ci-net").create()?;
-    let dns = dns(bed, "ci-net", &[]);
-    bed.container("gitlab")
-        .image(GITLAB_IMAGE)
-        .hostname("gitlab.example.test")
-        .network("ci-net")
-        .publish(80)
-        .env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab.example.test:8080'; nginx['listen_port'] = 80")
-        .gitlab_standin(&state_with_runners(&[(4, token, "compose-runner")]))
-        .start()?;
-    let config = runner_config_dir(bed, &case_file(C01, "config.toml"));
-    bed.container("gitlab-runner")
-        .image(RUNNER_IMAGE)
-        .network("ci-net")
-        .dns(dns)
-        .bind(&config, "/etc/gitlab-runner")
-        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
-        .start()?;
-    Ok(config.join("config.toml"))
 }
 
 #[test]

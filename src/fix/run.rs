@@ -16,7 +16,7 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
     let human = args.format == Format::Human;
     let report = Report { facts, findings, strict: args.strict };
     if human {
-        crate::app::write_stdout(&render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0 }))?;
+        crate::app::write_stdout(&render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0, fix_hint: false }))?;
     }
 
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !args.yes;
@@ -32,7 +32,7 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
     }
     if !plan.changes_anything() {
         if human {
-            crate::app::write_stdout("\\nNothing to fix: no finding has a config.toml edit to apply; every file is left as it was.\\n".replace("\\\\n", "\\n").as_str())?;
+            crate::app::write_stdout("\nNothing to fix: no finding has a config.toml edit to apply; every file is left as it was.\n")?;
         }
         return finish(args, &report, &outcome, report.exit_code());
     }

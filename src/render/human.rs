@@ -16,6 +16,8 @@ pub struct Style {
     pub color: bool,
     /// Show evidence of `ok` and `skipped` lines too (`-v`).
     pub verbose: bool,
+    /// Point at `--fix` when findings have fixes (off while `--fix` runs).
+    pub fix_hint: bool,
 }
 
 impl Style {
@@ -88,7 +90,7 @@ pub fn render(report: &Report, style: Style) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", summary_line(report, style));
     let fixable = report.findings.iter().filter(|finding| finding.fix.as_ref().is_some_and(|fix| fix.has_edits())).count();
-    if fixable > 0 {
+    if fixable > 0 && style.fix_hint {
         let noun = if fixable == 1 { "finding has" } else { "findings have" };
         let _ = writeln!(out, "{fixable} {noun} a config.toml fix: run `ci-doctor --fix` to review and apply it");
     }

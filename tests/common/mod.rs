@@ -173,3 +173,30 @@ pub fn dns(bed: &Bed, network: &str, records: &[(&str, IpAddr)]) -> IpAddr {
 pub fn ip(container: &Container, network: &str) -> IpAddr {
     container.ip(network).expect("container has an address")
 }
+
+/// The case of a runner whose `url` is its own container's loopback.
+pub const C01: &str = "C01-register-url-localhost-in-container";
+
+/// Builds C01: GitLab and the runner on `ci-net`, the runner's `url` on its own loopback.
+pub fn build_c01(bed: &ci_doctor_testbed::Bed, token: &str) -> anyhow::Result<std::path::PathBuf> {
+    bed.network("ci-net").create()?;
+    let dns = dns(bed, "ci-net", &[]);
+    bed.container("gitlab")
+        .image(GITLAB_IMAGE)
+        .hostname("gitlab.example.test")
+        .network("ci-net")
+        .publish(80)
+        .env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab.example.test:8080'; nginx['listen_port'] = 80")
+        .gitlab_standin(&state_with_runners(&[(4, token, "compose-runner")]))
+        .start()?;
+    let config = runner_config_dir(bed, &case_file(C01, "config.toml"));
+    bed.container("gitlab-runner")
+        .image(RUNNER_IMAGE)
+        .network("ci-net")
+        .dns(dns)
+        .bind(&config, "/etc/gitlab-runner")
+        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
+        .start()?;
+    Ok(config.join("config.toml"))
+}
+

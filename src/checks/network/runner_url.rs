@@ -343,14 +343,15 @@ fn with_remedy(finding: Finding, context: &Context, current_url: &str) -> Findin
         Some(candidate) => {
             let mut actions = vec![Action::SetKey { path: KeyPath::entry(context.entry.index, &["url"]), value: TomlValue::String(candidate.url.clone()), after: None }];
             let mut why = format!("{}; confirmed from the runner's view", candidate.reason);
+            let mut summary = format!("set `url = \"{}\"`", candidate.url);
             if let Some(network) = &candidate.network
                 && context.entry.uses_docker()
                 && context.entry.keys.str("docker.network_mode") != Some(network.as_str())
             {
                 actions.push(Action::SetKey { path: KeyPath::entry(context.entry.index, &["docker", "network_mode"]), value: TomlValue::String(network.clone()), after: None });
                 why.push_str(&format!("; job and helper containers upload artifacts to the same URL, so they join `{network}` through `network_mode`"));
+                summary.push_str(&format!(" and `network_mode = \"{network}\"`"));
             }
-            let summary = format!("set `url = \"{}\"`", candidate.url);
             finding.help(format!("set `url = \"{}\"` ({why})", candidate.url)).fix(Fix::safe(summary, actions))
         }
         None if candidates.is_empty() => finding.help("set `url` to an address of GitLab that resolves and answers inside the runner container, such as a GitLab container's name on a user-defined network both containers join"),
