@@ -264,3 +264,16 @@ fn answering_no_writes_nothing() {
     assert!(rest.iter().any(|line| line.contains("Nothing was written")), "{rest:?}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), typo_config());
 }
+
+#[test]
+fn fix_report_in_json_has_diffs_and_states() {
+    let (_dir, path) = host_config(&typo_config(), 0o600);
+    let run = ci_doctor(&["--config", path.to_str().unwrap(), "--no-probe", "--fix", "--dry-run", "--format", "json"]);
+    let report = run.json();
+    let files = report["fix"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{report:#}");
+    assert_eq!(files[0]["state"], "planned");
+    assert!(files[0]["diff"].as_str().unwrap().contains("+    privileged = true"), "{report:#}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), typo_config());
+    run.assert_no_secrets(&[TYPO_TOKEN]);
+}

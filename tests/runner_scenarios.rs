@@ -211,6 +211,10 @@ fn name_without_link_on_default_bridge_does_not_resolve() -> anyhow::Result<()> 
     assert!(error["message"].as_str().unwrap().contains("`gitlab` does not resolve from container `gitlab-runner`"), "{error:#}");
     assert!(text.contains("default `bridge` network") && text.contains("--link"), "{text}");
 
+    // The remedy joins both containers on a new network, as commands to run by hand.
+    let commands: Vec<&str> = error["fix"]["actions"].as_array().unwrap().iter().filter_map(|action| action["command"].as_str()).collect();
+    assert_eq!(commands, ["docker network create ci-net", "docker network connect ci-net gitlab", "docker network connect ci-net gitlab-runner"]);
+
     // Reasoning alone reaches the same verdict.
     let reasoned = diagnose_container("gitlab-runner", &["--no-probe"]).json();
     let error = finding(&reasoned, "network.runner-url", "error");
@@ -290,5 +294,31 @@ fn syntax_error_and_misspelled_key_point_at_their_lines() -> anyhow::Result<()> 
     let human = ci_doctor(&["--config", typo.to_str().unwrap(), "--no-probe"]);
     assert!(human.stdout.contains("error[config.keys]: unknown key `runners[0].docker.privilaged`; did you mean `privileged`?"), "{}", human.stdout);
     assert!(human.stdout.contains(&format!("--> {}:10:5", typo.display())), "{}", human.stdout);
+    Ok(())
+}
+
+#[test]
+fn native_runner_process_is_found_by_its_config_flag() -> anyhow::Result<()> {
+    let token = "glrt-FAKEnativeProc0011";
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("native-config.toml");
+    std::fs::write(&config, format!("concurrent = 1\n\n[[runners]]\n  name = \"host-shell\"\n  url = \"http://127.0.0.1:9/\"\n  token = \"{token}\"\n  executor = \"shell\"\n"))?;
+    set_mode(&config, 0o600);
+
+    // A process whose command line is that of `gitlab-runner run --config <file>`.
+    let mut process = std::process::Command::new("bash")
+        .args(["-c", &format!("exec -a /usr/bin/gitlab-runner perl -e 'sleep 600' run --config {}", config.display())])
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let run = ci_doctor(&["--format", "json", "--no-probe"]);
+    let _ = process.kill();
+    let _ = process.wait();
+    let report = run.json();
+    let runner = report["runners"].as_array().unwrap().iter().find(|runner| runner["config"] == config.display().to_string());
+    let runner = runner.unwrap_or_else(|| panic!("the runner process was not found:\n{report:#}"));
+    assert_eq!(runner["kind"], "host");
+    assert_eq!(runner["entries"][0]["name"], "host-shell");
+    run.assert_no_secrets(&[token]);
     Ok(())
 }

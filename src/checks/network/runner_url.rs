@@ -354,9 +354,30 @@ fn with_remedy(finding: Finding, context: &Context, current_url: &str) -> Findin
             }
             finding.help(format!("set `url = \"{}\"` ({why})", candidate.url)).fix(Fix::safe(summary, actions))
         }
-        None if candidates.is_empty() => finding.help("set `url` to an address of GitLab that resolves and answers inside the runner container, such as a GitLab container's name on a user-defined network both containers join"),
-        None => finding.help("no GitLab address answered from the runner's view; put the runner and GitLab containers on one user-defined network (`docker network connect NETWORK CONTAINER`) and use GitLab's container name in `url`"),
+        None => match network_commands(container, &context.facts.gitlabs) {
+            Some((commands, gitlab)) => finding
+                .help(format!("put the runner and GitLab on one user-defined network, then set `url = \"http://{gitlab}/\"` and run ci-doctor again to confirm it"))
+                .fix(Fix::commands("join the runner and GitLab on one user-defined network", &commands)),
+            None if candidates.is_empty() => finding.help("set `url` to an address of GitLab that resolves and answers inside the runner container, such as a GitLab container's name on a user-defined network both containers join"),
+            None => finding.help("no GitLab address answered from the runner's view; check that GitLab is up (`docker logs` of its container) and that `url` uses its container port"),
+        },
     }
+}
+
+/// Commands that put the runner container on a network with the first GitLab container it
+/// shares none with, and that GitLab container's name.
+fn network_commands(runner: &ContainerInfo, gitlabs: &[crate::facts::GitLabContainer]) -> Option<(Vec<String>, String)> {
+    let gitlab = gitlabs.iter().find(|gitlab| topology::shared_user_networks(runner, &gitlab.container).is_empty())?;
+    let name = &gitlab.container.name;
+    let commands = match gitlab.container.networks.iter().find(|network| topology::is_user_defined(&network.name)) {
+        Some(network) => vec![format!("docker network connect {} {}", network.name, runner.name)],
+        None => vec![
+            "docker network create ci-net".to_string(),
+            format!("docker network connect ci-net {name}"),
+            format!("docker network connect ci-net {}", runner.name),
+        ],
+    };
+    Some((commands, name.clone()))
 }
 
 fn redirect_base(target: &str) -> String {
