@@ -12,6 +12,7 @@ pub mod finding;
 pub mod fix;
 pub mod gather;
 pub mod logging;
+pub mod pipeline;
 pub mod probe;
 pub mod reference;
 pub mod render;
