@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 
 use crate::checks::{self, Selection};
@@ -23,6 +24,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::List { format }) => list(*format),
         Some(Command::Explain { id }) => explain(id),
+        Some(Command::Why { message, log }) => why(message.as_deref(), log.as_deref(), &cli.diagnose, color),
         None => diagnose(&cli.diagnose, color),
     };
     match result {
@@ -81,6 +83,41 @@ fn explain(id: &str) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn why(message: Option<&str>, log: Option<&std::path::Path>, args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
+    let matches = match (message, log) {
+        (Some(message), _) => crate::why::explain(message),
+        (None, Some(path)) => {
+            use std::io::Read;
+            let file = std::fs::File::open(path).with_context(|| format!("failed to open job log `{}`", path.display()))?;
+            let mut bytes = Vec::new();
+            file.take(crate::why::MAX_LOG_BYTES).read_to_end(&mut bytes).with_context(|| format!("failed to read job log `{}`", path.display()))?;
+            let text = String::from_utf8_lossy(&bytes);
+            crate::why::explain_lines(text.lines())
+        }
+        (None, None) => anyhow::bail!("give an error message, or `--log FILE`"),
+    };
+
+    let mut out = String::new();
+    if matches.is_empty() {
+        out.push_str("No check's documented symptoms match this text; `ci-doctor list` shows every check.\n");
+        write_stdout(&out)?;
+        return Ok(0);
+    }
+    out.push_str("These checks explain it:\n");
+    for found in &matches {
+        out.push_str(&format!("  {}  (matches \"{}\")\n", found.check, found.symptom));
+    }
+    out.push_str("\nRunning them on this host:\n\n");
+    if args.format == Format::Human {
+        write_stdout(&crate::secret::redact(&out))?;
+    }
+
+    let mut args = args.clone();
+    args.only = matches.iter().map(|found| found.check.to_string()).collect();
+    args.skip.clear();
+    diagnose(&args, color)
+}
+
 fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
     let selection = Selection::new(&args.only, &args.skip).map_err(anyhow::Error::msg)?;
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
@@ -96,6 +133,7 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
         timeout: Duration::from_secs_f64(args.timeout),
         no_probe: args.no_probe,
         has_gitlab_token: args.gitlab_token.is_some(),
+        ci_file: args.ci_file.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let facts = runtime.block_on(crate::gather::gather(&options));

@@ -28,6 +28,15 @@ pub enum Command {
         /// Check id, for example `network.runner-url`.
         id: String,
     },
+    /// Find the checks that explain an error message or a job log, and run them here.
+    Why {
+        /// The error message, as pasted from a job or runner log.
+        #[arg(required_unless_present = "log", conflicts_with = "log")]
+        message: Option<String>,
+        /// A saved job log to scan line by line.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+    },
 }
 
 /// Report format.
@@ -62,6 +71,10 @@ pub struct DiagnoseArgs {
     /// Diagnose this runner container instead of discovering runners (repeatable).
     #[arg(long, value_name = "NAME")]
     pub runner_container: Vec<String>,
+
+    /// Pipeline file to read (default: `.gitlab-ci.yml` at the top of the current Git checkout).
+    #[arg(long, value_name = "PATH")]
+    pub ci_file: Option<PathBuf>,
 
     /// GitLab base URL, for checks that talk to the GitLab API from this host.
     #[arg(long, value_name = "URL")]

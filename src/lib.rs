@@ -19,3 +19,4 @@ pub mod render;
 pub mod secret;
 pub mod suggest;
 pub mod topology;
+pub mod why;

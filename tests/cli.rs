@@ -79,3 +79,29 @@ fn no_color_output_has_no_escape_codes() {
     let run = ci_doctor(&["--config", path.to_str().unwrap(), "--no-probe", "--color", "auto"]);
     assert!(!run.stdout.contains('\u{1b}'), "{}", run.stdout);
 }
+
+#[test]
+fn why_names_the_checks_behind_a_dind_error() {
+    let run = ci_doctor(&["--no-probe", "why", "Cannot connect to the Docker daemon at tcp://docker:2375. Is the docker daemon running?"]);
+    assert!(run.stdout.contains("These checks explain it:"), "{}", run.stdout);
+    let listed: Vec<&str> = run.stdout.lines().skip_while(|line| !line.starts_with("These checks")).skip(1).take_while(|line| line.starts_with("  ")).collect();
+    assert!(listed.iter().any(|line| line.trim_start().starts_with("dind.tls ")), "{listed:?}");
+    assert!(listed.iter().any(|line| line.trim_start().starts_with("dind.privileged ")), "{listed:?}");
+    assert!(run.stdout.contains("Running them on this host"), "{}", run.stdout);
+}
+
+#[test]
+fn why_scans_a_job_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("job.log");
+    std::fs::write(&log, "Running with gitlab-runner 17.5.3\nGetting source from Git repository\nfatal: unable to access 'http://gitlab.example.test/dev/hello-world.git/': Failed to connect to gitlab.example.test port 80: Connection refused\nERROR: Job failed: exit code 1\n").unwrap();
+    let run = ci_doctor(&["--no-probe", "why", "--log", log.to_str().unwrap()]);
+    assert!(run.stdout.contains("network.clone-url"), "{}", run.stdout);
+}
+
+#[test]
+fn why_without_a_match_says_so() {
+    let run = ci_doctor(&["why", "everything is fine"]);
+    assert_eq!(run.status, 0);
+    assert!(run.stdout.contains("No check's documented symptoms match"), "{}", run.stdout);
+}

@@ -33,11 +33,16 @@ fn backups(dir: &Path) -> Vec<PathBuf> {
 fn localhost_url_fix_matches_the_expected_file_and_is_idempotent() -> anyhow::Result<()> {
     let token = "glrt-FAKEc01q7Lm2Vx9Rt4Bn";
     let bed = ci_doctor_testbed::Bed::new("c01-fix")?;
-    let config = build_c01(&bed, token)?;
+    let (config, dns) = build_c01(&bed, token)?;
 
     let run = ci_doctor(&["--runner-container", "gitlab-runner", "--timeout", "3", "--fix", "--yes"]);
     assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(std::fs::read_to_string(&config)?, case_file(C01, "config.fixed.toml"));
+    // The case's expected result, plus `clone_url`: once jobs join `ci-net`, Docker's embedded
+    // DNS resolves GitLab's advertised `gitlab.example.test` to the GitLab container itself,
+    // where port 8080 is closed, so without it every clone would fail after the fix.
+    let expected = with_job_dns(&case_file(C01, "config.fixed.toml"), dns).replace("  url = \"http://gitlab/\"\n", "  url = \"http://gitlab/\"\n  clone_url = \"http://gitlab\"\n");
+    assert_eq!(std::fs::read_to_string(&config)?, expected);
+    assert!(run.stdout.contains("`clone_url = \"http://gitlab\"`"), "{}", run.stdout);
     assert!(run.stdout.contains("+  url = \"http://gitlab/\""), "{}", run.stdout);
     assert!(run.stdout.contains("fixed: network.runner-url"), "{}", run.stdout);
     assert!(run.stdout.contains("no restart is needed"), "{}", run.stdout);
@@ -46,7 +51,7 @@ fn localhost_url_fix_matches_the_expected_file_and_is_idempotent() -> anyhow::Re
     // The backup holds the old file, with the same mode.
     let saved = backups(config.parent().unwrap());
     assert_eq!(saved.len(), 1, "{saved:?}");
-    assert_eq!(std::fs::read_to_string(&saved[0])?, case_file(C01, "config.toml"));
+    assert_eq!(std::fs::read_to_string(&saved[0])?, with_job_dns(&case_file(C01, "config.toml"), dns));
     assert_eq!(std::fs::metadata(&saved[0])?.mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(&config)?.mode() & 0o777, 0o600);
 

@@ -153,7 +153,7 @@ fn runner_container_without_socket_is_an_error() -> anyhow::Result<()> {
         .https(&["gitlab.example.test"])
         .start()?;
     let dns = dns(&bed, "bridge", &[("gitlab.example.test", ip(&gitlab, "bridge"))]);
-    let config = runner_config_dir(&bed, &case_file(C07, "config.toml"));
+    let config = runner_config_dir(&bed, &with_job_dns(&case_file(C07, "config.toml"), dns));
     let ca = &gitlab.tls_certificates().expect("https is on").ca_pem;
     bed.write_file("runner-config/certs/gitlab.example.test.crt", ca)?;
     bed.container("gitlab-runner").image(RUNNER_IMAGE).restart("always").dns(dns).bind(&config, "/etc/gitlab-runner").start()?;
@@ -174,7 +174,9 @@ fn runner_container_without_socket_is_an_error() -> anyhow::Result<()> {
     assert_eq!(verdict(&report, "docker.daemon")["status"], "ok");
     assert!(findings(&report, "network.runner-url").is_empty(), "{report:#}");
     assert_eq!(verdict(&report, "auth.token")["status"], "ok");
-    assert!(!run.stdout.contains("privileged") && !run.stdout.contains("dind"), "{}", run.stdout);
+    for check in ["dind.privileged", "dind.tls", "dind.docker-host", "dind.job-daemon", "security.privileged"] {
+        assert!(findings(&report, check).is_empty(), "{check} must not report here: {:#?}", problems(&report));
+    }
     run.assert_no_secrets(&[token]);
 
     // --fix prints the command and changes nothing.
@@ -193,7 +195,7 @@ fn name_without_link_on_default_bridge_does_not_resolve() -> anyhow::Result<()> 
     let dns = dns(&bed, "bridge", &[]);
     bed.container("gitlab").image(GITLAB_IMAGE).hostname("gitlab").gitlab_standin(&state_with_runners(&[(21, token, "bridge-runner")])).start()?;
     let config = format!(
-        "concurrent = 1\n\n[[runners]]\n  name = \"bridge-runner\"\n  url = \"http://gitlab\"\n  token = \"{token}\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n"
+        "concurrent = 1\n\n[[runners]]\n  name = \"bridge-runner\"\n  url = \"http://gitlab\"\n  token = \"{token}\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    dns = [\"{dns}\"]\n"
     );
     let config = runner_config_dir(&bed, &config);
     bed.container("gitlab-runner")
@@ -234,7 +236,7 @@ fn revoked_token_is_an_error() -> anyhow::Result<()> {
     state.revoked_runner_tokens.push(token.to_string());
     let gitlab = bed.container("gitlab").image(GITLAB_IMAGE).network("ci-net").gitlab_standin(&state).start()?;
     let config = format!(
-        "concurrent = 1\n\n[[runners]]\n  name = \"old-runner\"\n  url = \"http://gitlab/\"\n  token = \"{token}\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    network_mode = \"ci-net\"\n"
+        "concurrent = 1\n\n[[runners]]\n  name = \"old-runner\"\n  url = \"http://gitlab/\"\n  token = \"{token}\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    dns = [\"{dns}\"]\n    network_mode = \"ci-net\"\n"
     );
     let config = runner_config_dir(&bed, &config);
     bed.container("gitlab-runner")

@@ -2,9 +2,14 @@
 
 pub mod auth;
 pub mod config;
+pub mod dind;
 pub mod docker;
+pub mod gitlab;
+pub mod image;
 pub mod network;
+pub mod pipeline;
 pub mod runner;
+pub mod security;
 
 use crate::facts::Facts;
 use crate::finding::Finding;
@@ -21,17 +26,34 @@ pub trait Check: Sync {
     fn run(&self, facts: &Facts, out: &mut Vec<Finding>);
 }
 
-/// Every check, in the order of a run: host, config, runner, network, auth.
+/// Every check, in the order of a run: host, GitLab, pipeline, config, runner, network, auth,
+/// then the job side.
 pub const CHECKS: &[&dyn Check] = &[
     &docker::daemon::Daemon,
     &docker::socket_access::SocketAccess,
+    &docker::disk_space::DiskSpace,
+    &gitlab::external_url::ExternalUrl,
+    &pipeline::syntax::Syntax,
     &config::found::Found,
     &config::syntax::Syntax,
     &config::keys::Keys,
     &config::file_mode::FileMode,
     &runner::docker_access::DockerAccess,
+    &runner::concurrency::Concurrency,
     &network::runner_url::RunnerUrl,
     &auth::token::Token,
+    &network::clone_url::CloneUrl,
+    &network::job_coordinator::JobCoordinator,
+    &network::job_dns::JobDns,
+    &dind::privileged::Privileged,
+    &dind::tls::Tls,
+    &dind::docker_host::DockerHost,
+    &dind::job_daemon::JobDaemon,
+    &image::pull_policy::PullPolicy,
+    &image::helper::Helper,
+    &image::job_tools::JobTools,
+    &image::executor_kind::ExecutorKind,
+    &security::privileged::Privileged,
 ];
 
 /// The check with id `id`.

@@ -39,6 +39,10 @@ pub struct DaemonInfo {
     pub ncpu: Option<i64>,
     pub mem_total: Option<i64>,
     pub docker_root_dir: Option<String>,
+    /// Free and total bytes of the file system under `docker_root_dir`, when it is on this
+    /// machine.
+    pub root_free_bytes: Option<u64>,
+    pub root_total_bytes: Option<u64>,
     /// The daemon runs on this machine (a `unix://` endpoint), so container paths under
     /// `/proc` and mount sources are this machine's.
     pub is_local: bool,
@@ -194,8 +198,10 @@ pub struct PortBinding {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GitLabContainer {
     pub container: ContainerInfo,
-    /// `external_url` from `GITLAB_OMNIBUS_CONFIG`, when set there.
+    /// `external_url`, from `GITLAB_OMNIBUS_CONFIG` or `/etc/gitlab/gitlab.rb`.
     pub external_url: Option<String>,
+    /// Where `external_url` was read.
+    pub external_url_source: Option<String>,
     /// The port nginx listens on inside the container (`nginx['listen_port']`), when set.
     pub listen_port: Option<u16>,
 }
@@ -207,6 +213,15 @@ impl GitLabContainer {
             return port;
         }
         if https { 443 } else { 80 }
+    }
+
+    /// The URL GitLab advertises to jobs for cloning: its `external_url`, or, without one,
+    /// `http://` and the container's host name, which is what Omnibus GitLab falls back to.
+    pub fn advertised_url(&self) -> String {
+        match &self.external_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.container.hostname),
+        }
     }
 
     /// Returns true when the external URL uses HTTPS, so nginx serves TLS by default.

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod docker;
 pub mod host;
+pub mod job;
 pub mod probe;
 pub mod runner;
 
@@ -28,6 +29,14 @@ pub struct Facts {
     pub gitlabs: Vec<GitLabContainer>,
     /// Results of connections made from each runner's point of view.
     pub probes: Probes,
+    /// The pipeline, when one was found.
+    pub pipeline: Option<crate::pipeline::PipelineFact>,
+    /// Images that jobs, services and helpers use, as the daemon knows them.
+    pub images: Vec<job::ImageFact>,
+    /// Stopped containers that runners created for jobs.
+    pub job_containers: Vec<job::JobContainer>,
+    /// The job's point of view, per runner and network settings.
+    pub job_views: Vec<job::JobView>,
     /// Settings that shape what could be gathered.
     pub settings: Settings,
     /// Things named on the command line that do not exist, one message each. A diagnosis
@@ -49,6 +58,24 @@ pub struct Settings {
 }
 
 impl Facts {
+    /// The image `reference` as the daemon knows it.
+    pub fn image(&self, reference: &str) -> Option<&job::ImageFact> {
+        self.images.iter().find(|image| image.reference == reference)
+    }
+
+    /// The parsed pipeline, when it was read without a fatal error.
+    pub fn jobs(&self) -> &[crate::pipeline::Job] {
+        match &self.pipeline {
+            Some(crate::pipeline::PipelineFact { result: Ok(pipeline), .. }) => &pipeline.jobs,
+            _ => &[],
+        }
+    }
+
+    /// The job view that covers entry `entry` of runner `runner`.
+    pub fn job_view(&self, runner: usize, entry: usize) -> Option<&job::JobView> {
+        self.job_views.iter().find(|view| view.runner == runner && view.entries.contains(&entry))
+    }
+
     /// The `[[runners]]` entries of runner `runner`, or none when its config did not parse.
     pub fn entries(&self, runner: usize) -> &[Entry] {
         self.runners[runner].config.parsed().map(|parsed| parsed.entries.as_slice()).unwrap_or(&[])

@@ -99,6 +99,25 @@ pub async fn read_container_config(client: &DockerClient, container: &ContainerI
     finish(ConfigFile { path, origin, host_path: None, meta, text, parsed: None, system_id })
 }
 
+/// Reads a small text file of a container: through its mount on this host when possible,
+/// otherwise copied out through the Docker API. `None` when it does not exist or is unreadable.
+pub async fn read_container_file(client: &DockerClient, container: &ContainerInfo, path: &str, daemon_is_local: bool) -> Option<String> {
+    if daemon_is_local
+        && let Some(mount) = container.mount_covering(path)
+        && let Some(source) = &mount.source
+    {
+        let below = path.strip_prefix(mount.destination.trim_end_matches('/')).unwrap_or("");
+        let host_path = PathBuf::from(format!("{}{below}", source.trim_end_matches('/')));
+        if let (Ok(text), _) = read_bounded(&host_path) {
+            return Some(text);
+        }
+    }
+    let name = Path::new(path).file_name()?.to_string_lossy().to_string();
+    let archive = download(client, &container.id, path).await.ok()?;
+    let (bytes, _) = first_file(&archive, &name)?;
+    String::from_utf8(bytes).ok()
+}
+
 fn finish(mut file: ConfigFile) -> ConfigFile {
     if let Ok(text) = &file.text {
         file.parsed = Some(ParsedConfig::parse(text));

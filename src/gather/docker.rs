@@ -96,6 +96,8 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<(DockerCl
         ncpu: None,
         mem_total: None,
         docker_root_dir: None,
+        root_free_bytes: None,
+        root_total_bytes: None,
         is_local: endpoint.url.starts_with("unix://"),
     };
     Ok((DockerClient { docker, timeout }, info))
@@ -195,6 +197,14 @@ impl DockerClient {
                 info.ncpu = system.ncpu;
                 info.mem_total = system.mem_total;
                 info.docker_root_dir = system.docker_root_dir;
+                if info.is_local
+                    && let Some(root) = &info.docker_root_dir
+                    && let Ok(stats) = nix::sys::statvfs::statvfs(root.as_str())
+                {
+                    let fragment = stats.fragment_size();
+                    info.root_free_bytes = Some(stats.blocks_available() * fragment);
+                    info.root_total_bytes = Some(stats.blocks() * fragment);
+                }
             }
             Err(error) => tracing::warn!(error = %redact(&error_chain(&error)), "docker info failed"),
         }
@@ -208,8 +218,21 @@ impl DockerClient {
 
     /// Inspects one container by name or id.
     pub async fn inspect(&self, name: &str) -> Result<ContainerInfo, DockerError> {
+        Ok(self.inspect_with_env(name, "").await?.0)
+    }
+
+    /// Inspects one container and also returns the value of environment variable `variable`,
+    /// which the container facts leave out (its environment may hold secrets).
+    pub async fn inspect_with_env(&self, name: &str, variable: &str) -> Result<(ContainerInfo, Option<String>), DockerError> {
         let response = call(self.timeout, self.docker.inspect_container(name, None)).await.map_err(|error| classify(&error))?;
-        Ok(container_info(response))
+        let prefix = format!("{variable}=");
+        let value = response
+            .config
+            .as_ref()
+            .and_then(|config| config.env.as_ref())
+            .and_then(|env| env.iter().find_map(|pair| pair.strip_prefix(&prefix).map(str::to_string)))
+            .filter(|_| !variable.is_empty());
+        Ok((container_info(response), value))
     }
 }
 
@@ -373,6 +396,73 @@ fn ports_of(ports: &HashMap<String, Option<Vec<bollard::models::PortBinding>>>) 
     out.sort_by_key(|binding| (binding.container_port, binding.host_port));
     out.dedup_by_key(|binding| (binding.container_port, binding.host_port));
     out
+}
+
+/// Inspects image `reference`; a missing image is a fact, not an error.
+pub async fn inspect_image(client: &DockerClient, reference: &str) -> crate::facts::job::ImageFact {
+    let mut fact = crate::facts::job::ImageFact { reference: reference.to_string(), ..Default::default() };
+    let Ok(image) = call(client.timeout, client.docker.inspect_image(reference)).await else {
+        return fact;
+    };
+    fact.present = true;
+    fact.local_only = image.repo_digests.as_ref().is_none_or(|digests| digests.is_empty());
+    if let Some(config) = image.config {
+        fact.env = config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pair| pair.split_once('=').map(|(key, value)| (key.to_string(), crate::secret::redact_url(value))))
+            .collect();
+        fact.entrypoint = config.entrypoint.filter(|entrypoint| !entrypoint.is_empty());
+        fact.exposed_ports = config.exposed_ports.unwrap_or_default();
+    }
+    fact
+}
+
+/// The stopped containers a runner created for jobs, with the end of their logs.
+pub async fn job_containers(client: &DockerClient, containers: &[ContainerSummary]) -> Vec<crate::facts::job::JobContainer> {
+    // Only the newest few: old jobs leave many containers, and their logs cost a request each.
+    const MAX_JOB_CONTAINERS: usize = 8;
+    let stopped = containers.iter().filter(|summary| {
+        let labels = summary.labels.as_ref();
+        let kind = labels.and_then(|labels| labels.get("com.gitlab.gitlab-runner.type"));
+        kind.is_some() && summary.state.as_ref().is_some_and(|state| state.to_string() == "exited")
+    });
+    let mut out = Vec::new();
+    for summary in stopped.take(MAX_JOB_CONTAINERS) {
+        let labels = summary.labels.clone().unwrap_or_default();
+        let name = summary_name(summary);
+        let exit_code = summary.status.as_deref().and_then(|status| {
+            let inner = status.split_once('(')?.1.split_once(')')?.0;
+            inner.parse::<i64>().ok()
+        });
+        out.push(crate::facts::job::JobContainer {
+            log_tail: log_tail(client, &name).await,
+            name,
+            kind: labels.get("com.gitlab.gitlab-runner.type").cloned().unwrap_or_default(),
+            image: summary.image.clone().unwrap_or_default(),
+            service: labels.get("com.gitlab.gitlab-runner.service").cloned(),
+            state: "exited".into(),
+            exit_code,
+        });
+    }
+    out
+}
+
+async fn log_tail(client: &DockerClient, name: &str) -> Vec<String> {
+    use futures_util::StreamExt;
+
+    let options = bollard::query_parameters::LogsOptionsBuilder::default().stdout(true).stderr(true).tail("20").build();
+    let mut stream = client.docker.logs(name, Some(options));
+    let mut lines = Vec::new();
+    let read = async {
+        while let Some(Ok(output)) = stream.next().await {
+            let text = output.to_string();
+            lines.extend(text.lines().map(|line| crate::secret::redact(line.trim_end())).filter(|line| !line.is_empty()));
+        }
+    };
+    let _ = tokio::time::timeout(client.timeout, read).await;
+    lines
 }
 
 #[cfg(test)]

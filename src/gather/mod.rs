@@ -30,6 +30,8 @@ pub struct Options {
     pub timeout: Duration,
     pub no_probe: bool,
     pub has_gitlab_token: bool,
+    /// `--ci-file`; without it the pipeline of the current Git checkout is read.
+    pub ci_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -83,11 +85,64 @@ pub async fn gather(options: &Options) -> Facts {
         discover_containers(&mut facts, client, containers, options).await;
     }
     add_native_runners(&mut facts, options);
+    facts.pipeline = crate::pipeline::load(options.ci_file.as_deref());
+
+    // What jobs meet: their images and the containers earlier jobs left behind.
+    if let Some((client, containers)) = &client {
+        let references = image_references(&facts);
+        let semaphore = tokio::sync::Semaphore::new(DOCKER_CONCURRENCY);
+        let inspections = references.iter().map(|reference| {
+            let semaphore = &semaphore;
+            async move {
+                let _permit = semaphore.acquire().await;
+                docker::inspect_image(client, reference).await
+            }
+        });
+        let (images, job_containers) = tokio::join!(join_all(inspections), docker::job_containers(client, containers));
+        facts.images = images;
+        facts.job_containers = job_containers;
+    }
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     tracing::debug!(runners = facts.runners.len(), gitlabs = facts.gitlabs.len(), ?remaining, "discovery done");
-    facts.probes = crate::probe::run(&facts, options.timeout, deadline).await;
+    let docker_client = client.as_ref().map(|(client, _)| client);
+    let (probes, job_views) = tokio::join!(
+        crate::probe::run(&facts, options.timeout, deadline),
+        crate::probe::job::run(&facts, docker_client, options.timeout, deadline),
+    );
+    facts.probes = probes;
+    facts.job_views = job_views;
     facts
+}
+
+/// Every image a job may use: pipeline images and services, each entry's default image, and
+/// each entry's helper image.
+fn image_references(facts: &Facts) -> Vec<String> {
+    let mut references: Vec<String> = Vec::new();
+    let mut push = |reference: String| {
+        if !reference.is_empty() && !references.contains(&reference) {
+            references.push(reference);
+        }
+    };
+    for job in facts.jobs() {
+        if let Some(image) = &job.image {
+            push(image.name.clone());
+        }
+        for service in &job.services {
+            push(service.name.clone());
+        }
+    }
+    for (runner, process) in facts.runners.iter().enumerate() {
+        for entry in facts.entries(runner).iter().filter(|entry| entry.uses_docker()) {
+            if let Some(image) = entry.keys.str("docker.image") {
+                push(image.to_string());
+            }
+            if let Some(helper) = crate::topology::helper_image(process, entry, facts.docker.info()) {
+                push(helper);
+            }
+        }
+    }
+    references
 }
 
 fn host_facts() -> HostFacts {
@@ -133,34 +188,34 @@ async fn discover_containers(facts: &mut Facts, client: &DockerClient, container
     }
 
     let semaphore = tokio::sync::Semaphore::new(DOCKER_CONCURRENCY);
-    let inspect = |name: String| {
+    let inspect = |name: String, variable: &'static str| {
         let semaphore = &semaphore;
         async move {
             let _permit = semaphore.acquire().await;
-            (name.clone(), client.inspect(&name).await)
+            (name.clone(), client.inspect_with_env(&name, variable).await)
         }
     };
     let (runners, gitlabs) = tokio::join!(
-        join_all(runner_names.iter().cloned().map(inspect)),
-        join_all(gitlab_names.iter().cloned().map(inspect)),
+        join_all(runner_names.iter().cloned().map(|name| inspect(name, ""))),
+        join_all(gitlab_names.iter().cloned().map(|name| inspect(name, "GITLAB_OMNIBUS_CONFIG"))),
     );
 
-    for (name, result) in gitlabs {
-        match result {
-            Ok(container) => {
-                let omnibus = omnibus_config(client, &container.id).await;
-                let (external_url, listen_port) = crate::topology::parse_omnibus_config(omnibus.as_deref().unwrap_or(""));
-                facts.gitlabs.push(GitLabContainer { container, external_url, listen_port });
-            }
-            Err(error) => tracing::warn!(container = %name, error = %error.message, "failed to inspect GitLab container"),
-        }
-    }
-
     let is_local = facts.docker.info().is_some_and(|info| info.is_local);
+    let gitlab_reads = gitlabs.into_iter().map(|(name, result)| async move {
+        match result {
+            Ok((container, omnibus)) => Some(gitlab_container(client, container, omnibus, is_local).await),
+            Err(error) => {
+                tracing::warn!(container = %name, error = %error.message, "failed to inspect GitLab container");
+                None
+            }
+        }
+    });
+    facts.gitlabs = join_all(gitlab_reads).await.into_iter().flatten().collect();
+
     let mut inspected = Vec::new();
     for (name, result) in runners {
         match result {
-            Ok(container) => inspected.push(container),
+            Ok((container, _)) => inspected.push(container),
             Err(error) if options.runner_containers.contains(&name) => {
                 facts.missing_inputs.push(format!("failed to inspect runner container `{name}`: {}; list containers with `docker ps -a`", error.message));
             }
@@ -180,15 +235,19 @@ async fn discover_containers(facts: &mut Facts, client: &DockerClient, container
     }
 }
 
-/// `GITLAB_OMNIBUS_CONFIG` of a GitLab container. It is read here and reduced to the URL and
-/// port at once, because it often holds passwords too.
-async fn omnibus_config(client: &DockerClient, id: &str) -> Option<String> {
-    let response = docker::call(client.timeout, client.docker.inspect_container(id, None)).await.ok()?;
-    response
-        .config?
-        .env?
-        .into_iter()
-        .find_map(|pair| pair.strip_prefix("GITLAB_OMNIBUS_CONFIG=").map(str::to_string))
+/// A GitLab container with its `external_url`: from `GITLAB_OMNIBUS_CONFIG`, else from
+/// `/etc/gitlab/gitlab.rb` inside it. The environment variable is reduced to the URL and port at
+/// once, because it often holds passwords too.
+async fn gitlab_container(client: &DockerClient, container: crate::facts::ContainerInfo, omnibus: Option<String>, is_local: bool) -> GitLabContainer {
+    let (mut external_url, listen_port) = crate::topology::parse_omnibus_config(omnibus.as_deref().unwrap_or(""));
+    let mut external_url_source = external_url.as_ref().map(|_| "`GITLAB_OMNIBUS_CONFIG`".to_string());
+    if external_url.is_none()
+        && let Some(text) = config::read_container_file(client, &container, "/etc/gitlab/gitlab.rb", is_local).await
+    {
+        external_url = crate::topology::parse_gitlab_rb(&text);
+        external_url_source = external_url.as_ref().map(|_| "`/etc/gitlab/gitlab.rb`".to_string());
+    }
+    GitLabContainer { container, external_url, external_url_source, listen_port }
 }
 
 /// Adds runners installed on this host, or the files named with `--config` that no runner

@@ -1,4 +1,4 @@
-//! The pipeline: what `.gitlab-ci.yml` asks of the runners.
+//! The pipeline: what `.gitlab-ci.yml` requires of the runners.
 //!
 //! Reading follows GitLab's order: parse each file, merge `include: local` files under the main
 //! file, resolve `!reference` tags, apply `extends:`, then give every job its `default:` and
@@ -66,7 +66,7 @@ pub struct Image {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Service {
     pub name: String,
-    /// Names the service answers to in the job's network: the explicit `alias` (space or comma
+    /// Host names of the service in the job's network: the explicit `alias` (space or comma
     /// separated), else the names the runner derives from the image.
     pub aliases: Vec<String>,
     pub command: Option<Vec<String>>,
@@ -93,12 +93,12 @@ impl Service {
 }
 
 impl Job {
-    /// The job's value of variable `name`: the job's, or the global one.
+    /// Returns the job's value of variable `name`: the job's own, or the global one.
     pub fn variable(&self, name: &str) -> Option<&str> {
         self.variables.get(name).map(String::as_str)
     }
 
-    /// The dind services of this job.
+    /// Returns the dind services of this job.
     pub fn dind_services(&self) -> impl Iterator<Item = &Service> {
         self.services.iter().filter(|service| service.is_dind())
     }
@@ -117,7 +117,7 @@ impl Job {
     }
 }
 
-/// The repository part of an image reference: without tag or digest.
+/// Returns the repository part of an image reference, without tag or digest.
 pub fn repository(image: &str) -> &str {
     let without_digest = image.split('@').next().unwrap_or(image);
     match without_digest.rsplit_once(':') {

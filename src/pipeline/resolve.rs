@@ -279,7 +279,7 @@ fn resolve_references(node: &Node, config: &Node, depth: usize, problems: &mut V
     }
 }
 
-/// The job `name` with its `extends:` chain applied: parents merged in order, the job on top.
+/// Returns job `name` with its `extends:` chain applied: parents merged in order, the job on top.
 fn extended(config: &Node, name: &str, stack: &mut Vec<String>) -> Result<Node, String> {
     let node = config.get(name).ok_or_else(|| format!("`extends: {name}` names a job that does not exist"))?;
     let parents: Vec<String> = match node.get("extends").map(|extends| &extends.value) {

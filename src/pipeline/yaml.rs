@@ -1,8 +1,9 @@
 //! A small YAML tree for `.gitlab-ci.yml`, with positions, built from saphyr's marked nodes.
 //!
-//! saphyr resolves anchors and aliases (within a node budget against alias bombs) and keeps
-//! tags; this module adds YAML merge keys (`<<: *base`), which GitLab supports and saphyr leaves
-//! as ordinary keys, turns `!reference [job, key]` into its own node, and bounds nesting depth.
+//! saphyr resolves anchors and aliases, within a node budget against alias bombs, and keeps
+//! tags. This module adds YAML merge keys (`<<: *base`), which GitLab supports and saphyr leaves
+//! as ordinary keys. It also turns `!reference [job, key]` into a node of its own and bounds the
+//! nesting depth.
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
@@ -44,12 +45,12 @@ impl Node {
         Node { value, line, file, key_line: None }
     }
 
-    /// The line to point at: the key's line for a mapping value, else the value's own.
+    /// Returns the line to point at: the key's line for a mapping value, else the value's own.
     pub fn anchor_line(&self) -> usize {
         self.key_line.unwrap_or(self.line)
     }
 
-    /// The value under `key` of a mapping.
+    /// Returns the value under `key` of a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
             Value::Map(entries) => entries.iter().rev().find(|(name, _)| name == key).map(|(_, node)| node),
@@ -64,7 +65,8 @@ impl Node {
         }
     }
 
-    /// The value as text when it is a scalar, as GitLab turns variable values into strings.
+    /// Returns the value as text when it is a scalar, as GitLab turns variable values into
+    /// strings.
     pub fn scalar_text(&self) -> Option<String> {
         match &self.value {
             Value::Str(text) => Some(text.clone()),

@@ -7,6 +7,7 @@
 //! alone and say so.
 
 pub mod http;
+pub mod job;
 pub mod netns;
 pub mod resolve;
 pub mod view;
@@ -37,13 +38,16 @@ pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 /// What to probe from one runner's point of view.
 #[derive(Debug, Clone, Default)]
-struct Plan {
-    runner: usize,
+pub(crate) struct Plan {
+    pub(crate) runner: usize,
     /// URL to probe, with the PEM files of extra CAs the runner trusts for it.
-    urls: BTreeMap<String, Vec<String>>,
+    pub(crate) urls: BTreeMap<String, Vec<String>>,
     /// Entry index, its URL and its token.
-    tokens: Vec<(usize, String, Secret)>,
-    system_id: Option<String>,
+    pub(crate) tokens: Vec<(usize, String, Secret)>,
+    pub(crate) system_id: Option<String>,
+    /// The runner's own root directory, where the CA files of `urls` are read: the runner
+    /// hands its CA to job containers too, so job-view probes trust the same files.
+    pub(crate) ca_root: std::path::PathBuf,
 }
 
 /// Runs every probe of every runner concurrently, finishing by `deadline`.
@@ -79,6 +83,8 @@ pub async fn run(facts: &Facts, timeout: Duration, deadline: Instant) -> Probes 
             ViewAccess::Namespace { pid } => Some(pid),
             _ => None,
         };
+        let mut plan = plan;
+        plan.ca_root = Path::new(&root).to_path_buf();
         sessions.push(run_session(pid, plan, files, timeout, deadline));
     }
 
@@ -110,6 +116,18 @@ fn access_for(facts: &Facts, runner: usize) -> ViewAccess {
     }
 }
 
+/// The CA files the runner of `entry` trusts for `url`: its `tls-ca-file`, else
+/// `certs/<host>.crt` beside its config, as paths inside the runner's file system.
+pub(crate) fn runner_cas(config_dir: &Path, entry: &crate::facts::Entry, url: &str) -> Vec<String> {
+    if let Some(ca) = entry.keys.str("tls-ca-file").filter(|ca| !ca.is_empty()) {
+        return vec![ca.to_string()];
+    }
+    match url::Url::parse(url).ok().and_then(|parsed| parsed.host_str().map(str::to_string)) {
+        Some(host) => vec![config_dir.join("certs").join(format!("{host}.crt")).to_string_lossy().to_string()],
+        None => Vec::new(),
+    }
+}
+
 /// Lists the URLs and tokens to try for runner `runner`.
 fn plan(facts: &Facts, runner: usize) -> Plan {
     let process = &facts.runners[runner];
@@ -118,15 +136,10 @@ fn plan(facts: &Facts, runner: usize) -> Plan {
 
     for entry in facts.entries(runner) {
         let Some(url) = entry.keys.str("url").map(str::to_string) else { continue };
-        let Ok(parsed) = url::Url::parse(&url) else { continue };
-        let mut cas = Vec::new();
-        if let Some(ca) = entry.keys.str("tls-ca-file") {
-            cas.push(ca.to_string());
-        } else if let Some(host) = parsed.host_str() {
-            // The runner loads `certs/<host>.crt` beside its config when `tls-ca-file` is unset.
-            cas.push(config_dir.join("certs").join(format!("{host}.crt")).to_string_lossy().to_string());
+        if url::Url::parse(&url).is_err() {
+            continue;
         }
-        plan.urls.entry(url.clone()).or_default().extend(cas);
+        plan.urls.entry(url.clone()).or_default().extend(runner_cas(&config_dir, entry, &url));
         if let Some(token) = entry.keys.secret("token") {
             plan.tokens.push((entry.index, url, token.clone()));
         }
@@ -192,8 +205,8 @@ fn failed_url_probe(runner: usize, url: &str, message: &str) -> UrlProbe {
 
 /// Probes every URL of the plan concurrently, then verifies each token whose URL answered
 /// like GitLab.
-async fn session(plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> (Vec<UrlProbe>, Vec<TokenProbe>) {
-    let probes = join_all(plan.urls.iter().map(|(url, cas)| probe_url(plan.runner, url, cas, &files, timeout, deadline))).await;
+pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> (Vec<UrlProbe>, Vec<TokenProbe>) {
+    let probes = join_all(plan.urls.iter().map(|(url, cas)| probe_url(plan.runner, url, cas, &plan.ca_root, &files, timeout, deadline))).await;
 
     let mut clients = BTreeMap::new();
     let mut url_probes = Vec::new();
@@ -224,7 +237,7 @@ async fn session(plan: Plan, files: ViewFiles, timeout: Duration, deadline: Inst
 }
 
 /// Looks up, connects to and asks one URL, within one time limit.
-async fn probe_url(runner: usize, url: &str, cas: &[String], files: &ViewFiles, timeout: Duration, deadline: Instant) -> (UrlProbe, Option<http::Client>) {
+async fn probe_url(runner: usize, url: &str, cas: &[String], ca_root: &Path, files: &ViewFiles, timeout: Duration, deadline: Instant) -> (UrlProbe, Option<http::Client>) {
     let deadline = (Instant::now() + timeout).min(deadline);
     let Ok(parsed) = url::Url::parse(url) else {
         return (failed_url_probe(runner, url, "not a valid URL"), None);
@@ -263,7 +276,7 @@ async fn probe_url(runner: usize, url: &str, cas: &[String], files: &ViewFiles, 
 
     let mut roots = files.roots.clone();
     for ca in cas {
-        if let Ok(bytes) = std::fs::read(files.path(ca)) {
+        if let Ok(bytes) = std::fs::read(ca_root.join(ca.trim_start_matches('/'))) {
             roots.extend(view::parse_pem_certificates(&bytes));
         }
     }

@@ -48,10 +48,19 @@ pub fn render(report: &Report, style: Style) -> String {
     let facts = report.facts;
     let mut out = String::new();
 
-    let host: Vec<&Finding> = report.findings.iter().filter(|finding| finding.subject.is_none()).collect();
-    if !host.is_empty() {
-        let _ = writeln!(out, "{}", style.heading("This host"));
-        for finding in host {
+    // Findings about no runner in particular, by what they are about.
+    let mut first = true;
+    for heading in ["This host", "GitLab", "Pipeline"] {
+        let in_group: Vec<&Finding> = report.findings.iter().filter(|finding| finding.subject.is_none() && group_of(finding.check) == heading).collect();
+        if in_group.is_empty() {
+            continue;
+        }
+        if !first {
+            let _ = writeln!(out);
+        }
+        first = false;
+        let _ = writeln!(out, "{}", style.heading(heading));
+        for finding in in_group {
             write_finding(&mut out, finding, style, "  ");
         }
     }
@@ -95,6 +104,15 @@ pub fn render(report: &Report, style: Style) -> String {
         let _ = writeln!(out, "{fixable} {noun} a config.toml fix: run `ci-doctor --fix` to review and apply it");
     }
     crate::secret::redact(&out)
+}
+
+/// The heading a finding without a runner goes under.
+fn group_of(check: &str) -> &'static str {
+    match crate::checks::area(check) {
+        "gitlab" | "scheduling" | "tls" => "GitLab",
+        "pipeline" | "dind" | "image" => "Pipeline",
+        _ => "This host",
+    }
 }
 
 fn runner_heading(facts: &Facts, index: usize) -> String {

@@ -83,6 +83,9 @@ struct JsonCheck<'a> {
     status: Status,
     runner: Option<JsonSubject>,
     message: &'a str,
+    /// The view and method behind a network verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basis: Option<&'a Basis>,
 }
 
 /// Renders the report as pretty-printed JSON, secrets redacted.
@@ -102,7 +105,7 @@ pub fn render(report: &Report, fix: Option<&crate::fix::report::FixReport>) -> S
         checks: report
             .findings
             .iter()
-            .map(|finding| JsonCheck { check: finding.check, status: finding.status, runner: subject(facts, finding), message: &finding.message })
+            .map(|finding| JsonCheck { check: finding.check, status: finding.status, runner: subject(facts, finding), message: &finding.message, basis: finding.basis.as_ref() })
             .collect(),
         summary: report.summary(),
         exit_code: report.exit_code(),

@@ -177,26 +177,114 @@ pub fn ip(container: &Container, network: &str) -> IpAddr {
 /// The case of a runner whose `url` is its own container's loopback.
 pub const C01: &str = "C01-register-url-localhost-in-container";
 
-/// Builds C01: GitLab and the runner on `ci-net`, the runner's `url` on its own loopback.
-pub fn build_c01(bed: &ci_doctor_testbed::Bed, token: &str) -> anyhow::Result<std::path::PathBuf> {
+
+/// Inserts `dns = ["<server>"]` after the `image = ...` line of `[runners.docker]`, so that job
+/// containers resolve through the test's DNS server: lookups of invented names never leave this
+/// machine. Applied to a case's config and to its expected result alike.
+pub fn with_job_dns(config: &str, server: IpAddr) -> String {
+    let mut out = String::new();
+    let mut in_docker = false;
+    let mut done = false;
+    for line in config.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim_start().starts_with('[') {
+            in_docker = line.trim() == "[runners.docker]";
+        }
+        if in_docker && !done && line.trim_start().starts_with("image = ") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(&format!("{indent}dns = [\"{server}\"]\n"));
+            done = true;
+        }
+    }
+    assert!(done, "the config has no `image` in `[runners.docker]`");
+    out
+}
+
+/// A GitLab outside Docker's view: a stand-in that is no GitLab image, answering HTTPS for
+/// `gitlab.example.test` on `network`, plus a DNS server with that name. Returns the DNS
+/// server's address and the CA a runner must trust.
+pub fn external_gitlab(bed: &Bed, network: &str, runners: &[(u64, &str, &str)]) -> (IpAddr, String) {
+    let gitlab = bed
+        .container("gitlab-external")
+        .image("ci-doctor-test/standin:latest")
+        .network(network)
+        .gitlab_standin(&state_with_runners(runners))
+        .https(&["gitlab.example.test"])
+        .start()
+        .expect("stand-in starts");
+    let server = dns(bed, network, &[("gitlab.example.test", ip(&gitlab, network))]);
+    let ca = gitlab.tls_certificates().expect("https is on").ca_pem.clone();
+    (server, ca)
+}
+
+/// A runner container `gitlab-runner` with `config` (and `ca` as `certs/gitlab.example.test.crt`)
+/// in a bind-mounted directory, the Docker socket, and `dns` as its resolver.
+pub fn runner_container(bed: &Bed, network: Option<&str>, config: &str, ca: Option<&str>, dns: IpAddr) -> PathBuf {
+    let directory = runner_config_dir(bed, config);
+    if let Some(ca) = ca {
+        bed.write_file("runner-config/certs/gitlab.example.test.crt", ca).expect("CA written");
+    }
+    let mut builder = bed.container("gitlab-runner").image(RUNNER_IMAGE).dns(dns).bind(&directory, "/etc/gitlab-runner").docker_socket();
+    if let Some(network) = network {
+        builder = builder.network(network);
+    }
+    builder.start().expect("runner container starts");
+    directory.join("config.toml")
+}
+
+/// Writes the case's pipeline (or `text`) into a project directory of the bed and returns the
+/// path of its `.gitlab-ci.yml`.
+pub fn pipeline_file(bed: &Bed, text: &str) -> PathBuf {
+    bed.create_dir("project/.git").expect("project created");
+    bed.write_file("project/.gitlab-ci.yml", text).expect("pipeline written")
+}
+
+/// The verdicts of `report` with a problem status, as `check: message` lines, for assertions
+/// that list every problem of a scenario.
+pub fn problems(report: &Value) -> Vec<String> {
+    report["findings"].as_array().unwrap().iter().map(|finding| format!("{} {}: {}", finding["severity"].as_str().unwrap(), finding["check"].as_str().unwrap(), finding["message"].as_str().unwrap())).collect()
+}
+
+/// The gateway of Docker's default bridge, where containers reach the Docker host, as
+/// `container` (attached to that bridge) sees it.
+pub fn bridge_gateway(container: &Container) -> IpAddr {
+    let inspected = container.inspect().expect("container inspects");
+    let gateway = inspected["NetworkSettings"]["Networks"]["bridge"]["Gateway"].as_str().unwrap_or_default().to_string();
+    gateway.parse().unwrap_or_else(|_| panic!("container {} has no gateway on the default bridge: {gateway:?}", container.name()))
+}
+
+/// Builds C01 as its topology describes it: GitLab and the runner on `ci-net`, GitLab's port
+/// published on the Docker host (the default bridge's gateway) as 8080, a resolver that answers
+/// `gitlab.example.test` with the Docker host, and the runner's `url` on its own loopback.
+/// Returns the runner's config path and the resolver's address for job containers, which the
+/// config carries in `dns` (see [`with_job_dns`]).
+pub fn build_c01(bed: &ci_doctor_testbed::Bed, token: &str) -> anyhow::Result<(std::path::PathBuf, IpAddr)> {
     bed.network("ci-net").create()?;
-    let dns = dns(bed, "ci-net", &[]);
+    let probe = bed.container("gateway-probe").image("ci-doctor-test/busybox:latest").start()?;
+    let gateway = bridge_gateway(&probe);
+    let records = [DnsRecord::new("gitlab.example.test", gateway)?];
+    let resolver = bed.container("dns").network("bridge").dns_server(&records).start()?;
+    let status = std::process::Command::new("docker").args(["network", "connect", "ci-net", "dns"]).status()?;
+    anyhow::ensure!(status.success(), "failed to connect the DNS server to ci-net");
+    let job_dns = resolver.ip("bridge")?;
+    let runner_dns = bed.container_ip("dns", "ci-net")?;
+
     bed.container("gitlab")
         .image(GITLAB_IMAGE)
         .hostname("gitlab.example.test")
         .network("ci-net")
-        .publish(80)
+        .publish_on(gateway, 8080, 80)
         .env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab.example.test:8080'; nginx['listen_port'] = 80")
         .gitlab_standin(&state_with_runners(&[(4, token, "compose-runner")]))
         .start()?;
-    let config = runner_config_dir(bed, &case_file(C01, "config.toml"));
+    let config = runner_config_dir(bed, &with_job_dns(&case_file(C01, "config.toml"), job_dns));
     bed.container("gitlab-runner")
         .image(RUNNER_IMAGE)
         .network("ci-net")
-        .dns(dns)
+        .dns(runner_dns)
         .bind(&config, "/etc/gitlab-runner")
-        .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
+        .docker_socket()
         .start()?;
-    Ok(config.join("config.toml"))
+    Ok((config.join("config.toml"), job_dns))
 }
-

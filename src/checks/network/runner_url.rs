@@ -1,6 +1,7 @@
 //! `network.runner-url`: the runner reaches GitLab at its `url`, judged from the runner's own
 //! point of view.
 
+use super::describe_probe;
 use crate::checks::Check;
 use crate::facts::config::{locate, locate_missing};
 use crate::facts::probe::{Connection, HttpResult, Resolution, UrlProbe, ViewAccess};
@@ -80,7 +81,7 @@ fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Findi
     let access = facts.probes.view(runner).cloned().unwrap_or(ViewAccess::Disabled);
     let probe = facts.probes.url(runner, raw_url);
 
-    // A loopback address inside a container is the container itself, whatever a probe says.
+    // A loopback address inside a container is the container itself, whatever a probe found.
     if in_own_network && topology::is_loopback_host(&host) {
         let container = container.expect("checked above");
         let mut finding = Finding::new(id, Status::Error, format!(
@@ -221,33 +222,6 @@ fn reasoning_basis(context: &Context, access: &ViewAccess) -> Basis {
     Basis { view: View::Runner, method: Method::Reasoning, detail: format!("{what}; {why}") }
 }
 
-/// One line on what the probe saw.
-fn describe_probe(probe: &UrlProbe) -> String {
-    let resolved = match &probe.resolution {
-        Resolution::Literal { addresses } => format!("`{}` is an address", addresses.join(", ")),
-        Resolution::HostsFile { addresses } => format!("`{}` resolves to {} through /etc/hosts", probe.host, addresses.join(", ")),
-        Resolution::Dns { addresses, servers } => format!("`{}` resolves to {} through DNS ({})", probe.host, addresses.join(", "), servers.join(", ")),
-        Resolution::NotFound { servers } => format!("no /etc/hosts entry, and DNS ({}) answers that `{}` does not exist", servers.join(", "), probe.host),
-        Resolution::Failed { message, .. } => format!("looking up `{}` failed: {message}", probe.host),
-    };
-    let connected = match &probe.connection {
-        Some(Connection::Open { address }) => format!("; TCP connection to {address} opens"),
-        Some(Connection::Refused { address }) => format!("; TCP connection to {address} is refused"),
-        Some(Connection::TimedOut { address }) => format!("; TCP connection to {address} times out"),
-        Some(Connection::Failed { address, message }) => format!("; TCP connection to {address} fails: {message}"),
-        None => String::new(),
-    };
-    let answered = match &probe.http {
-        Some(HttpResult::Answered { status, gitlab: true, .. }) => format!("; `GET /api/v4/version` answers {status} like GitLab"),
-        Some(HttpResult::Answered { status, .. }) => format!("; `GET /api/v4/version` answers {status}"),
-        Some(HttpResult::Tls { message }) => format!("; TLS fails: {message}"),
-        Some(HttpResult::TimedOut) => "; no HTTP answer in time".to_string(),
-        Some(HttpResult::Failed { message }) => format!("; HTTP fails: {message}"),
-        None => String::new(),
-    };
-    format!("{resolved}{connected}{answered}")
-}
-
 fn reach_detail(probe: &UrlProbe) -> String {
     match &probe.resolution {
         Resolution::HostsFile { .. } => " (through /etc/hosts: a link or `--add-host`)".to_string(),
@@ -257,8 +231,7 @@ fn reach_detail(probe: &UrlProbe) -> String {
     }
 }
 
-/// A container named `host`: a GitLab container first, then any container on the daemon known
-/// to ci-doctor.
+/// Returns the GitLab container named `host`, by name or host name.
 fn known_container<'a>(facts: &'a Facts, host: &str) -> Option<&'a ContainerInfo> {
     facts
         .gitlabs
@@ -273,7 +246,7 @@ fn resolvable_by_setting(container: &ContainerInfo, host: &str) -> bool {
         || container.extra_hosts.iter().any(|entry| entry.split(':').next().is_some_and(|name| name.eq_ignore_ascii_case(host)))
 }
 
-/// Why `host` does not resolve in the runner's container, from the topology.
+/// Explains from the topology why `host` does not resolve in the runner's container.
 fn why_unresolved(context: &Context, host: &str) -> Vec<String> {
     let Some(container) = context.container else { return Vec::new() };
     let Some(target) = known_container(context.facts, host) else {
@@ -307,7 +280,7 @@ fn list_networks(names: &[&str]) -> String {
     }
 }
 
-/// Why a connection to `address` is refused, when the address is a GitLab container's.
+/// Explains why a connection to `address` is refused, when it is a GitLab container's.
 fn why_refused(context: &Context, address: &str, port: u16) -> Option<String> {
     let ip = address.rsplit_once(':').map(|(ip, _)| ip.trim_matches(['[', ']'])).unwrap_or(address);
     let gitlab = context.facts.gitlabs.iter().find(|gitlab| gitlab.container.networks.iter().any(|network| network.ip.as_deref() == Some(ip)))?;
@@ -320,8 +293,8 @@ fn why_refused(context: &Context, address: &str, port: u16) -> Option<String> {
     Some(format!("`{ip}` is GitLab container `{}`, which listens on port {internal} inside its network{note}", gitlab.container.name))
 }
 
-/// Adds the repair: the first candidate URL that answered like GitLab from the runner's view,
-/// and what the other candidates did.
+/// Adds the repair: the first candidate URL that responded like GitLab from the runner's
+/// view, and what the other candidates did.
 fn with_remedy(finding: Finding, context: &Context, current_url: &str) -> Finding {
     let Some(container) = context.container else {
         return finding.help("set `url` to an address of GitLab that this host can reach");
@@ -351,6 +324,11 @@ fn with_remedy(finding: Finding, context: &Context, current_url: &str) -> Findin
                 actions.push(Action::SetKey { path: KeyPath::entry(context.entry.index, &["docker", "network_mode"]), value: TomlValue::String(network.clone()), after: None });
                 why.push_str(&format!("; job and helper containers upload artifacts to the same URL, so they join `{network}` through `network_mode`"));
                 summary.push_str(&format!(" and `network_mode = \"{network}\"`"));
+                if let Some((clone_url, reason)) = clone_url_on_network(context, network, &candidate.url) {
+                    actions.push(Action::SetKey { path: KeyPath::entry(context.entry.index, &["clone_url"]), value: TomlValue::String(clone_url.clone()), after: Some("url".into()) });
+                    why.push_str(&format!("; {reason}, so jobs clone from `{clone_url}` instead"));
+                    summary.push_str(&format!(" and `clone_url = \"{clone_url}\"`"));
+                }
             }
             finding.help(format!("set `url = \"{}\"` ({why})", candidate.url)).fix(Fix::safe(summary, actions))
         }
@@ -378,6 +356,37 @@ fn network_commands(runner: &ContainerInfo, gitlabs: &[crate::facts::GitLabConta
         ],
     };
     Some((commands, name.clone()))
+}
+
+/// The `clone_url` jobs need once they join `network`: set when GitLab's advertised clone URL
+/// then leads to the GitLab container itself on a port it does not listen on (Docker's embedded
+/// DNS answers a container's name and host name on the networks it joined), or is loopback.
+fn clone_url_on_network(context: &Context, network: &str, url: &str) -> Option<(String, String)> {
+    if context.entry.keys.str("clone_url").is_some_and(|clone| !clone.is_empty()) {
+        return None;
+    }
+    let source = topology::clone_source(context.facts, context.runner, context.entry)?;
+    let parsed = url::Url::parse(&source.url).ok()?;
+    let host = parsed.host_str()?;
+    let base = topology::origin(&url::Url::parse(url).ok()?);
+    if topology::is_loopback_host(host) {
+        return Some((base, format!("GitLab advertises `{}`, a loopback address in job containers", source.url)));
+    }
+    let gitlab = topology::gitlab_for_entry(context.facts, context.runner, context.entry)?;
+    let container = &gitlab.container;
+    let resolves_to_gitlab = container.network(network).is_some()
+        && (container.name.eq_ignore_ascii_case(host)
+            || container.hostname.eq_ignore_ascii_case(host)
+            || container.network(network).is_some_and(|attachment| attachment.aliases.iter().any(|alias| alias.eq_ignore_ascii_case(host))));
+    let port = parsed.port_or_known_default()?;
+    let internal = gitlab.internal_port(parsed.scheme() == "https");
+    if resolves_to_gitlab && port != internal {
+        return Some((base, format!(
+            "on `{network}` GitLab's advertised `{}` resolves to container `{}` itself, which listens on port {internal}, not {port}",
+            source.url, container.name
+        )));
+    }
+    None
 }
 
 fn redirect_base(target: &str) -> String {

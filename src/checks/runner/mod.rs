@@ -1,3 +1,4 @@
 //! Checks of the runner process itself.
 
+pub mod concurrency;
 pub mod docker_access;

@@ -1,0 +1,3 @@
+//! Checks of the GitLab instance itself.
+
+pub mod external_url;

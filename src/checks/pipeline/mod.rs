@@ -1,0 +1,3 @@
+//! Checks of the pipeline file itself.
+
+pub mod syntax;

@@ -1,0 +1,3 @@
+//! Checks of what jobs may do to the host.
+
+pub mod privileged;
