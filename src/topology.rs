@@ -332,7 +332,7 @@ pub fn clone_candidates(facts: &crate::facts::Facts, runner: usize, entry: &crat
         out.push(CloneCandidate {
             probe_url: url.to_string(),
             remedy: CloneRemedy::CloneUrl(origin(&parsed)),
-            reason: format!("the runner's own `url` (`{url}`) points at the same GitLab"),
+            reason: format!("the runner's own `url`, `{url}`, points at the same GitLab"),
         });
     }
 

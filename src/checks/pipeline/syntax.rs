@@ -52,7 +52,11 @@ impl Check for Syntax {
         }
         let included = pipeline.files.len().saturating_sub(1);
         let files = if included == 0 { String::new() } else { format!(" and {included} included file{}", if included == 1 { "" } else { "s" }) };
-        out.push(Finding::new(self.id(), Status::Ok, format!("read {} jobs from `{}`{files} ({})", pipeline.jobs.len(), fact.path.display(), fact.chosen_by)));
+        let jobs = match pipeline.jobs.len() {
+            1 => "1 job".to_string(),
+            count => format!("{count} jobs"),
+        };
+        out.push(Finding::new(self.id(), Status::Ok, format!("read {jobs} from `{}`{files} ({})", fact.path.display(), fact.chosen_by)));
     }
 }
 
