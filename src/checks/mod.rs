@@ -37,6 +37,7 @@ pub const CHECKS: &[&dyn Check] = &[
     &config::found::Found,
     &config::syntax::Syntax,
     &config::keys::Keys,
+    &config::entries::Entries,
     &config::file_mode::FileMode,
     &runner::docker_access::DockerAccess,
     &runner::concurrency::Concurrency,

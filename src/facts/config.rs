@@ -229,6 +229,81 @@ pub struct Entry {
     /// Line of the `[[runners]]` header.
     pub line: usize,
     pub keys: KeyMap,
+    /// `$VAR` references the runner expands in `url` and `token`.
+    pub expansions: Vec<Expansion>,
+}
+
+/// A `$VAR` reference in `url` or `token`, and whether ci-doctor could expand it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expansion {
+    pub key: &'static str,
+    pub variables: Vec<String>,
+    /// The runner's environment was known, so the value was expanded as the runner does.
+    pub resolved: bool,
+}
+
+/// Keys whose `$VAR` and `${VAR}` references the runner expands from its environment.
+const EXPANDED_KEYS: &[&str] = &["url", "token"];
+
+/// Expands `$VAR` in `url` and `token` of `entry` as the runner does (unset variables become
+/// empty), when `env` is known; otherwise records the references as unresolved.
+pub fn expand_entry(entry: &mut Entry, env: &super::docker::PrivateEnv) {
+    for key in EXPANDED_KEYS {
+        let Some(located) = entry.keys.keys.get_mut(*key) else { continue };
+        let text = match &located.value {
+            Val::String(text) => text.clone(),
+            Val::Secret(secret) => secret.expose().to_string(),
+            _ => continue,
+        };
+        let variables = references(&text);
+        if variables.is_empty() {
+            continue;
+        }
+        let resolved = env.0.is_some();
+        if resolved {
+            let expanded = expand(&text, |name| env.get(name).flatten().map(str::to_string));
+            located.value = if *key == "token" { Val::Secret(Secret::new(expanded)) } else { Val::String(expanded) };
+        }
+        entry.expansions.push(Expansion { key, variables, resolved });
+    }
+}
+
+/// Names referenced as `$NAME` or `${NAME}` in `text`.
+pub fn references(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    expand(text, |name| {
+        names.push(name.to_string());
+        None
+    });
+    names
+}
+
+/// Expands `$NAME` and `${NAME}` the way Go's `os.Expand` does: an unknown name becomes empty.
+pub fn expand(text: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        out.push_str(&lookup(name).unwrap_or_default());
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Entry {
@@ -389,7 +464,7 @@ impl Walker<'_> {
                     for (index, runner) in array.iter().enumerate() {
                         let header = runner.span().map(|span| span.start).unwrap_or(key_span.start);
                         let (line, _) = line_column(self.text, header);
-                        self.parsed.entries.push(Entry { index, line, keys: KeyMap::default() });
+                        self.parsed.entries.push(Entry { index, line, keys: KeyMap::default(), expansions: Vec::new() });
                         segments.push(index.to_string());
                         self.table(runner, segments, Some(index));
                         segments.pop();
@@ -472,6 +547,10 @@ fn convert(value: &Value, key: &str) -> Val {
     match value {
         Value::String(text) => {
             let text = text.value().clone();
+            // A password in a URL's user info is a secret wherever the URL shows up.
+            if text.contains('@') && (text.starts_with("http://") || text.starts_with("https://")) {
+                crate::secret::redact_url(&text);
+            }
             if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) && !text.is_empty() {
                 Val::Secret(Secret::new(text))
             } else {
@@ -541,6 +620,37 @@ concurrent = 2
         assert_eq!(token.to_string(), "glrt-FAKE…");
         let dump = format!("{parsed:?}");
         assert!(!dump.contains("glrt-FAKEconfigtest0001"));
+    }
+
+    #[test]
+    fn variables_expand_like_go() {
+        let lookup = |name: &str| (name == "HOST").then(|| "gitlab".to_string());
+        assert_eq!(expand("http://$HOST/", lookup), "http://gitlab/");
+        assert_eq!(expand("http://${HOST}:8080", lookup), "http://gitlab:8080");
+        assert_eq!(expand("$MISSING-x", lookup), "-x");
+        assert_eq!(expand("cost $ 5", lookup), "cost $ 5");
+        assert_eq!(references("${A}/$B_C"), vec!["A", "B_C"]);
+    }
+
+    #[test]
+    fn entries_expand_from_a_known_environment() {
+        let mut parsed = ParsedConfig::parse("[[runners]]\n  url = \"$CI_SERVER_URL\"\n  token = \"${RUNNER_TOKEN}\"\n").unwrap();
+        let env = crate::facts::docker::PrivateEnv(Some(vec![("CI_SERVER_URL".into(), "http://gitlab/".into()), ("RUNNER_TOKEN".into(), "glrt-FAKEexpanded00112233".into())]));
+        expand_entry(&mut parsed.entries[0], &env);
+        assert_eq!(parsed.entries[0].keys.str("url"), Some("http://gitlab/"));
+        assert_eq!(parsed.entries[0].keys.secret("token").unwrap().to_string(), "glrt-FAKE…");
+        assert!(parsed.entries[0].expansions.iter().all(|expansion| expansion.resolved));
+
+        let mut unknown = ParsedConfig::parse("[[runners]]\n  url = \"$CI_SERVER_URL\"\n").unwrap();
+        expand_entry(&mut unknown.entries[0], &crate::facts::docker::PrivateEnv(None));
+        assert_eq!(unknown.entries[0].keys.str("url"), Some("$CI_SERVER_URL"));
+        assert!(!unknown.entries[0].expansions[0].resolved);
+    }
+
+    #[test]
+    fn url_passwords_become_secrets() {
+        ParsedConfig::parse("[[runners]]\n  url = \"https://deploy:FAKEpassw0rd99@gitlab.example.test/\"\n").unwrap();
+        assert!(!crate::secret::redact("FAKEpassw0rd99").contains("FAKEpassw0rd99"));
     }
 
     #[test]

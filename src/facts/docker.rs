@@ -117,6 +117,35 @@ pub struct ContainerInfo {
     pub privileged: bool,
     pub ports: Vec<PortBinding>,
     pub restart_policy: Option<String>,
+    /// The whole environment, only to expand `$VAR` in `url` and `token` as the runner does.
+    pub private_env: PrivateEnv,
+}
+
+/// An environment that may hold secrets: never serialized, and `Debug` shows only the names.
+#[derive(Clone, Default)]
+pub struct PrivateEnv(pub Option<Vec<(String, String)>>);
+
+impl PrivateEnv {
+    /// The value of `name`; `None` when the variable is unset. The outer `None` means the
+    /// environment itself is unknown.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.0.as_ref().map(|pairs| pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()))
+    }
+}
+
+impl std::fmt::Debug for PrivateEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(pairs) => f.debug_list().entries(pairs.iter().map(|(key, _)| key)).finish(),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+impl serde::Serialize for PrivateEnv {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_none()
+    }
 }
 
 impl ContainerInfo {

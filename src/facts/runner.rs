@@ -31,9 +31,19 @@ pub struct NativeRunner {
     pub user: Option<String>,
     /// How it was found, for example "process 812" or "default path".
     pub found_by: String,
+    /// The process's environment, when a running process was found and readable.
+    pub private_env: super::docker::PrivateEnv,
 }
 
 impl RunnerProcess {
+    /// The environment the runner expands `$VAR` in `url` and `token` from.
+    pub fn env(&self) -> &super::docker::PrivateEnv {
+        match &self.kind {
+            RunnerKind::Container(container) => &container.private_env,
+            RunnerKind::Native(native) => &native.private_env,
+        }
+    }
+
     /// The runner container, for containerized runners.
     pub fn container(&self) -> Option<&ContainerInfo> {
         match &self.kind {

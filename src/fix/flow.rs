@@ -86,7 +86,7 @@ pub fn plan(facts: &Facts, findings: &[Finding], accept_review: &dyn Fn(&Finding
     for (runner, indexes) in by_runner {
         let config = &facts.runners[runner].config;
         let Ok(original) = &config.text else { continue };
-        let Ok(mut document) = original.parse::<DocumentMut>() else {
+        let Ok(mut document) = super::text::normalize(original).parse::<DocumentMut>() else {
             for index in indexes {
                 plan.held_back.push(HeldBack { finding: index, reason: "the file is not valid TOML (see `config.syntax`)".into() });
             }
@@ -137,7 +137,7 @@ pub fn plan(facts: &Facts, findings: &[Finding], accept_review: &dyn Fn(&Finding
                 }
             }
         }
-        file.updated = document.to_string();
+        file.updated = super::text::reconstruct(original, &document.to_string());
         if file.mode.is_some() && config.host_path.is_none() {
             // Modes of files inside containers are kept as they are; the finding says how to
             // change them there.

@@ -8,6 +8,7 @@ pub mod edit;
 pub mod flow;
 pub mod report;
 pub mod run;
+pub mod text;
 pub mod write;
 
 use serde::Serialize;

@@ -129,7 +129,7 @@ fn finish(mut file: ConfigFile) -> ConfigFile {
 fn read_bounded(path: &Path) -> (Result<String, ReadFailure>, Option<FileMeta>) {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(error) => return (Err(read_failure(&error)), None),
+        Err(error) => return (Err(open_failure(path, &error)), None),
     };
     let meta = file.metadata().ok().map(|meta| FileMeta { mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid(), len: meta.len() });
     if meta.as_ref().is_some_and(|meta| meta.len > MAX_CONFIG_BYTES) {
@@ -152,6 +152,20 @@ pub fn decode(bytes: Vec<u8>) -> Result<String, ReadFailure> {
     String::from_utf8(bytes).map_err(|error| ReadFailure::Other {
         message: format!("the file is not valid UTF-8 (first invalid byte at offset {})", error.utf8_error().valid_up_to()),
     })
+}
+
+/// Explains a failed open, naming a dangling symlink or a loop of them rather than reporting a
+/// bare "not found".
+fn open_failure(path: &Path, error: &std::io::Error) -> ReadFailure {
+    let is_symlink = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+    if is_symlink && error.kind() == std::io::ErrorKind::NotFound {
+        let target = std::fs::read_link(path).map(|target| target.display().to_string()).unwrap_or_default();
+        return ReadFailure::Other { message: format!("the path is a symbolic link to `{target}`, which does not exist") };
+    }
+    if error.raw_os_error() == Some(nix::libc::ELOOP) {
+        return ReadFailure::Other { message: "the path is a loop of symbolic links".into() };
+    }
+    read_failure(error)
 }
 
 fn read_failure(error: &std::io::Error) -> ReadFailure {

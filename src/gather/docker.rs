@@ -329,6 +329,13 @@ pub fn container_info(response: ContainerInspectResponse) -> ContainerInfo {
         })
         .collect();
 
+    let all_env: Vec<(String, String)> = config
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pair| pair.split_once('=').map(|(key, value)| (key.to_string(), value.to_string())))
+        .collect();
     let env = config
         .env
         .unwrap_or_default()
@@ -362,6 +369,7 @@ pub fn container_info(response: ContainerInspectResponse) -> ContainerInfo {
         privileged: host_config.privileged.unwrap_or(false),
         ports,
         restart_policy: host_config.restart_policy.and_then(|policy| policy.name).map(|name| name.to_string()),
+        private_env: crate::facts::docker::PrivateEnv(Some(all_env)),
     };
     info.networks.sort_by(|a, b| a.name.cmp(&b.name));
     info

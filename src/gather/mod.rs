@@ -85,6 +85,14 @@ pub async fn gather(options: &Options) -> Facts {
         discover_containers(&mut facts, client, containers, options).await;
     }
     add_native_runners(&mut facts, options);
+    for runner in &mut facts.runners {
+        let env = runner.env().clone();
+        if let Some(Ok(parsed)) = &mut runner.config.parsed {
+            for entry in &mut parsed.entries {
+                crate::facts::config::expand_entry(entry, &env);
+            }
+        }
+    }
     facts.pipeline = crate::pipeline::load(options.ci_file.as_deref());
 
     // What jobs meet: their images and the containers earlier jobs left behind.
@@ -261,7 +269,7 @@ fn add_native_runners(facts: &mut Facts, options: &Options) {
                 continue;
             }
             let config = config::read_host_config(path, ConfigOrigin::Given);
-            let runner = NativeRunner { pid: None, user: None, found_by: "--config".into() };
+            let runner = NativeRunner { pid: None, user: None, found_by: "--config".into(), private_env: Default::default() };
             facts.runners.push(RunnerProcess { kind: RunnerKind::Native(runner), config });
         }
         return;

@@ -41,7 +41,7 @@ pub fn discover() -> Vec<NativeCandidate> {
     }
     for path in default_paths() {
         if path.exists() {
-            add(NativeCandidate { config: path, runner: NativeRunner { pid: None, user: None, found_by: "default path".into() } });
+            add(NativeCandidate { config: path, runner: NativeRunner { pid: None, user: None, found_by: "default path".into(), private_env: Default::default() } });
         }
     }
     found
@@ -81,9 +81,24 @@ fn runner_processes() -> Vec<NativeCandidate> {
 
         let user = user_flag(&args);
         let config = config_path_from_args(&args, None).unwrap_or_else(|| default_config_for_process(pid));
-        found.push(NativeCandidate { config, runner: NativeRunner { pid: Some(pid), user, found_by: format!("process {pid}") } });
+        let private_env = crate::facts::docker::PrivateEnv(read_environ(pid));
+        found.push(NativeCandidate { config, runner: NativeRunner { pid: Some(pid), user, found_by: format!("process {pid}"), private_env } });
     }
     found
+}
+
+/// The environment of process `pid`, when this user may read it.
+fn read_environ(pid: u32) -> Option<Vec<(String, String)>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        bytes
+            .split(|byte| *byte == 0)
+            .filter_map(|pair| {
+                let pair = String::from_utf8_lossy(pair);
+                pair.split_once('=').map(|(key, value)| (key.to_string(), value.to_string()))
+            })
+            .collect(),
+    )
 }
 
 fn is_runner_run(args: &[String]) -> bool {
@@ -141,7 +156,7 @@ fn from_unit_file(path: &Path) -> Option<NativeCandidate> {
     }
     let config = config_path_from_args(&args, None).unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let user = user_flag(&args);
-    Some(NativeCandidate { config, runner: NativeRunner { pid: None, user, found_by: format!("unit {}", path.display()) } })
+    Some(NativeCandidate { config, runner: NativeRunner { pid: None, user, found_by: format!("unit {}", path.display()), private_env: Default::default() } })
 }
 
 #[cfg(test)]

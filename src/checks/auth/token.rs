@@ -46,6 +46,13 @@ fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Findi
         }
     };
     let location = entry.keys.get("token").map(|located| locate(config, located));
+    if let Some(expansion) = entry.expansions.iter().find(|expansion| expansion.key == "token" && !expansion.resolved) {
+        return Finding::new(id, Status::Skipped, format!(
+            "`token` of runner `{name}` takes {} from the runner's environment, which ci-doctor cannot see here",
+            expansion.variables.iter().map(|variable| format!("`${variable}`")).collect::<Vec<_>>().join(", ")
+        ))
+        .location(location);
+    }
 
     let wrong_kind = match token.kind() {
         TokenKind::Registration => Some("register the runner with it (`gitlab-runner register --registration-token …`) and keep the runner token that `register` writes"),

@@ -59,6 +59,14 @@ fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Findi
     };
     let location = entry.keys.get("url").map(|located| locate(config, located));
     let shown_url = redact_url(raw_url);
+    if let Some(expansion) = entry.expansions.iter().find(|expansion| expansion.key == "url" && !expansion.resolved) {
+        return Finding::new(id, Status::Skipped, format!(
+            "`url` of runner `{name}` takes {} from the runner's environment, which ci-doctor cannot see here",
+            expansion.variables.iter().map(|variable| format!("`${variable}`")).collect::<Vec<_>>().join(", ")
+        ))
+        .location(location)
+        .help("run ci-doctor where it can read the runner process's environment (as root, with the runner running)");
+    }
 
     let parsed = match url::Url::parse(raw_url) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() => parsed,
