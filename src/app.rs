@@ -18,6 +18,7 @@ const EXIT_FAILURE: u8 = 2;
 /// not run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::probe::cleanup::install_panic_hook();
     let color = use_color(cli.diagnose.color, std::io::stdout().is_terminal());
     crate::logging::init(cli.diagnose.verbose, use_color(cli.diagnose.color, std::io::stderr().is_terminal()));
 
@@ -136,7 +137,7 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
         ci_file: args.ci_file.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let facts = runtime.block_on(crate::gather::gather(&options));
+    let facts = runtime.block_on(interruptible(crate::gather::gather(&options)));
     if let Some(message) = facts.missing_inputs.first() {
         anyhow::bail!("{message}");
     }
@@ -152,6 +153,24 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
     };
     write_stdout(&text)?;
     Ok(report.exit_code())
+}
+
+/// Runs `work` until it ends or SIGINT or SIGTERM arrives; on a signal, removes the probe
+/// containers that exist and exits with 128 plus the signal number, as shells do.
+pub async fn interruptible<T>(work: impl Future<Output = T>) -> T {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return work.await;
+    };
+    let code = tokio::select! {
+        result = work => return result,
+        _ = interrupt.recv() => 130,
+        _ = terminate.recv() => 143,
+    };
+    let removed = crate::probe::cleanup::remove_all();
+    tracing::debug!(removed, "interrupted; probe containers removed");
+    std::process::exit(code);
 }
 
 /// Writes to stdout; a closed pipe (`ci-doctor | head`) is not an error.

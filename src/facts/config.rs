@@ -20,7 +20,7 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 /// A config file as one runner process uses it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ConfigFile {
     /// The path as the runner sees it (inside its container, for a containerized runner).
     pub path: PathBuf,
@@ -83,6 +83,25 @@ pub struct SyntaxError {
     pub span: Range<usize>,
     pub line: usize,
     pub column: usize,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    /// Leaves out the text, which holds tokens in clear.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match &self.text {
+            Ok(text) => format!("{} bytes", text.len()),
+            Err(failure) => format!("{failure:?}"),
+        };
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .field("origin", &self.origin)
+            .field("host_path", &self.host_path)
+            .field("meta", &self.meta)
+            .field("text", &text)
+            .field("parsed", &self.parsed)
+            .field("system_id", &self.system_id)
+            .finish()
+    }
 }
 
 impl ConfigFile {
@@ -551,7 +570,10 @@ fn convert(value: &Value, key: &str) -> Val {
             if text.contains('@') && (text.starts_with("http://") || text.starts_with("https://")) {
                 crate::secret::redact_url(&text);
             }
-            if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) && !text.is_empty() {
+            // Credential keys, and anything shaped like a GitLab token under any key (a
+            // misspelled `tokn` still holds a real token).
+            let shaped_like_token = crate::secret::TokenKind::of(&text) != crate::secret::TokenKind::Unprefixed;
+            if (SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) || shaped_like_token) && !text.is_empty() {
                 Val::Secret(Secret::new(text))
             } else {
                 Val::String(text)

@@ -72,7 +72,7 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
     }
 
     // Check again with fresh facts: only the second look says whether a fix worked.
-    let after_facts = crate::gather::gather(options).await;
+    let after_facts = crate::app::interruptible(crate::gather::gather(options)).await;
     let after = checks::run(&after_facts, selection);
     for file in plan.files.iter().filter(|file| file.changes_anything()) {
         for index in &file.included {

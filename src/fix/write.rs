@@ -22,7 +22,7 @@ pub enum WriteError {
     ReadOnly { path: PathBuf, mode: u32 },
     #[error("failed to read `{path}`: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("failed to write the backup `{path}`: {source}")]
+    #[error("failed to write the backup `{path}`: {source}; the file is unchanged")]
     Backup { path: PathBuf, source: std::io::Error },
     #[error("failed to write `{path}`: {source}; the file is unchanged")]
     Write { path: PathBuf, source: std::io::Error },
@@ -65,9 +65,11 @@ pub fn write_host(path: &Path, expected: &str, new: &str, mode: Option<u32>) -> 
     }
 
     let backup = backup_path(&target);
+    pause_for_test("pause-before-backup");
     replace(&backup, expected.as_bytes(), Some((old_mode, meta.uid(), meta.gid())))
         .map_err(|source| WriteError::Backup { path: backup.clone(), source })?;
 
+    pause_for_test("pause-before-replace");
     // Check once more right before the replace, to keep the window for a concurrent writer
     // (the runner rewrites the file when it rotates its token) as small as possible.
     let current = std::fs::read(&target).map_err(|source| WriteError::Read { path: target.clone(), source })?;
@@ -83,6 +85,21 @@ pub fn write_host(path: &Path, expected: &str, new: &str, mode: Option<u32>) -> 
     Ok(Written { target, backup: Some(backup) })
 }
 
+/// Stops here when a test asks, so that it can kill ci-doctor or change the file at this point:
+/// for a minute, or until the file named by `CI_DOCTOR_TEST_RESUME` exists.
+fn pause_for_test(point: &str) {
+    if !crate::probe::cleanup::test_fault(point) {
+        return;
+    }
+    let resume = std::env::var_os("CI_DOCTOR_TEST_RESUME").map(PathBuf::from);
+    for _ in 0..1200 {
+        if resume.as_ref().is_some_and(|path| path.exists()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| WriteError::Mode { path: path.to_path_buf(), source })
 }
@@ -94,6 +111,9 @@ fn replace(path: &Path, bytes: &[u8], owner: Option<(u32, u32, u32)>) -> std::io
     options.preserve_mode(true).try_preserve_owner(true);
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
+    if owner.is_none() {
+        pause_for_test("pause-before-commit");
+    }
     if let Some((mode, uid, gid)) = owner {
         file.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
         // Changing the owner needs root; without it the backup belongs to the user running

@@ -196,11 +196,18 @@ async fn start_probe(client: &DockerClient, name: &str, image: &str, network: &J
         ..ContainerCreateBody::default()
     };
     let options = CreateContainerOptionsBuilder::default().name(name).build();
+    super::cleanup::register(&crate::gather::docker::Endpoint::from_env().url, name);
     call(timeout, client.docker.create_container(Some(options), body)).await.map_err(|error| classify(&error).message)?;
     call(timeout, client.docker.start_container(name, None)).await.map_err(|error| classify(&error).message)?;
 
     let inspected = call(timeout, client.docker.inspect_container(name, None)).await.map_err(|error| classify(&error).message)?;
     let state = inspected.state.unwrap_or_default();
+    if super::cleanup::test_fault("pause-while-probing") {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    if super::cleanup::test_fault("panic-while-probing") {
+        panic!("fault injected while a probe container runs");
+    }
     match state.pid.filter(|pid| *pid > 0) {
         Some(pid) if state.running == Some(true) => Ok(pid as u32),
         _ => Err(format!("the probe container from `{image}` stopped at once")),
@@ -209,6 +216,7 @@ async fn start_probe(client: &DockerClient, name: &str, image: &str, network: &J
 
 /// Removes the probe container, whatever state it is in.
 pub async fn remove(client: &DockerClient, name: &str) {
+    super::cleanup::unregister(name);
     let options = RemoveContainerOptionsBuilder::default().force(true).build();
     if let Err(error) = call(client.timeout, client.docker.remove_container(name, Some(options))).await {
         let error = classify(&error);

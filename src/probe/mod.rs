@@ -6,6 +6,7 @@
 //! host; without it, or for a remote daemon, the checks reason from the container's settings
 //! alone and say so.
 
+pub mod cleanup;
 pub mod http;
 pub mod job;
 pub mod netns;

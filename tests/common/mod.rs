@@ -63,10 +63,29 @@ pub fn ci_doctor_in(dir: Option<&Path>, args: &[&str], stdin: Option<&str>) -> R
         }
         None => command.stdin(std::process::Stdio::null()).output().expect("ci-doctor runs"),
     };
-    Run {
+    let run = Run {
         status: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).to_string(),
         stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+    };
+    assert_no_token_shapes(&run.stdout);
+    assert_no_token_shapes(&run.stderr);
+    run
+}
+
+/// Token prefixes of GitLab; ci-doctor shows at most four characters after one.
+const TOKEN_PREFIXES: &[&str] = &["glrt-", "glrtr-", "glpat-", "GR1348941", "glcbt-", "gldt-"];
+
+/// Fails when `text` holds anything shaped like a whole token: a GitLab token prefix followed by
+/// more than the four characters ci-doctor may show. Every run of the binary in these tests is
+/// scanned this way, whatever the test asserts besides.
+pub fn assert_no_token_shapes(text: &str) {
+    for prefix in TOKEN_PREFIXES {
+        for (at, _) in text.match_indices(prefix) {
+            let rest = &text[at + prefix.len()..];
+            let shown = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').count();
+            assert!(shown <= 4, "output shows a whole token after `{prefix}`: {}", &text[at..(at + prefix.len() + shown).min(text.len())]);
+        }
     }
 }
 

@@ -40,6 +40,15 @@ impl Check for Daemon {
             Some(Err(error)) => error,
         };
 
+        if let Some(socket) = facts.docker.socket.as_ref().filter(|socket| socket.exists && !socket.is_socket) {
+            out.push(
+                Finding::new(self.id(), Status::Error, format!("`{}` ({source}) is not a socket but a file or directory", socket.path.display()))
+                    .effect("no Docker daemon listens there; runners that use this path cannot start jobs")
+                    .evidence(error.message.clone())
+                    .help("remove the stray file and restart Docker (`sudo systemctl restart docker`), which creates the socket; or set `DOCKER_HOST` to the real socket"),
+            );
+            return;
+        }
         let finding = match error.kind {
             DockerErrorKind::InvalidEndpoint => Finding::new(self.id(), Status::Error, format!("Docker endpoint `{endpoint}` ({source}) is not usable"))
                 .effect("ci-doctor cannot inspect containers, so runner containers and GitLab containers are not diagnosed")

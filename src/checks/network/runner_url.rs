@@ -149,10 +149,13 @@ fn judge_probe(context: &Context, probe: &UrlProbe, access: &ViewAccess, host: &
             format!("TLS with `{url}` fails {place}: {message}"),
             "the runner rejects GitLab's certificate, so every request fails with an x509 error",
         ),
-        (_, _, Some(HttpResult::TimedOut)) => problem(
-            format!("`{url}` accepts connections {place} but sends no answer within {} s", context.facts.settings.timeout_secs),
-            "job requests time out; GitLab may be starting, overloaded, or something else holds the port",
-        ),
+        (_, _, Some(HttpResult::TimedOut)) => {
+            return problem(
+                format!("`{url}` accepts connections {place} but sends no answer within {} s", context.facts.settings.timeout_secs),
+                "job requests time out; GitLab may be starting, overloaded, or something else holds the port",
+            )
+            .help("check GitLab's health (`gitlab-ctl status` and its logs in the GitLab container) and that nothing else listens on that port; raise `--timeout` if GitLab is only slow");
+        }
         (_, _, Some(HttpResult::Failed { message })) => problem(
             format!("HTTP request to `{url}` fails {place}: {message}"),
             "the runner cannot talk to GitLab, so it takes no jobs",
