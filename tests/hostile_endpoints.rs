@@ -107,7 +107,9 @@ fn handle(mut stream: TcpStream, behaviour: Behaviour, port: u16, last: u8, log:
     }
 }
 
-/// Runs `command` and returns its output and peak resident memory in KiB.
+/// Runs `command` and returns its output and peak resident memory in KiB. The child is reaped
+/// with `wait4`, which also reports its peak memory, rather than with `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut command: std::process::Command) -> (std::process::Output, i64) {
     use std::os::unix::process::ExitStatusExt;
 

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 
 const TOKEN: &str = "glrt-FAKEwritesafety0042";
 
