@@ -9,6 +9,7 @@ pub mod image;
 pub mod network;
 pub mod pipeline;
 pub mod runner;
+pub mod scheduling;
 pub mod security;
 
 use crate::facts::Facts;
@@ -55,6 +56,11 @@ pub const CHECKS: &[&dyn Check] = &[
     &image::job_tools::JobTools,
     &image::executor_kind::ExecutorKind,
     &security::privileged::Privileged,
+    &scheduling::tags::Tags,
+    &scheduling::untagged::Untagged,
+    &scheduling::protected::Protected,
+    &scheduling::instance_runners::InstanceRunners,
+    &scheduling::runner_status::RunnerStatus,
 ];
 
 /// The check with id `id`.
