@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod runner;
 pub mod scheduling;
 pub mod security;
+pub mod tls;
 
 use crate::facts::Facts;
 use crate::finding::Finding;
@@ -43,6 +44,7 @@ pub const CHECKS: &[&dyn Check] = &[
     &runner::docker_access::DockerAccess,
     &runner::concurrency::Concurrency,
     &network::runner_url::RunnerUrl,
+    &tls::trust::Trust,
     &auth::token::Token,
     &network::clone_url::CloneUrl,
     &network::job_coordinator::JobCoordinator,
