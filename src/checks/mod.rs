@@ -63,6 +63,7 @@ pub const CHECKS: &[&dyn Check] = &[
     &scheduling::protected::Protected,
     &scheduling::instance_runners::InstanceRunners,
     &scheduling::runner_status::RunnerStatus,
+    &security::runner_groups::RunnerGroups,
 ];
 
 /// The check with id `id`.
