@@ -181,7 +181,10 @@ pub fn waiting_jobs(gitlab: &GitLabFacts, pipeline: &[JobRequest]) -> Result<Vec
         Some(Err(message)) => return Err(Unavailable { reason: message.clone() }),
         None => return Err(Unavailable { reason: "the project's jobs were not read".into() }),
     };
-    let mut jobs: Vec<JobRequest> = listed.iter().map(JobRequest::from_api).collect();
+    // GitLab lists the newest first; the oldest first reads in pipeline order.
+    let mut listed: Vec<&ApiJob> = listed.iter().collect();
+    listed.sort_by_key(|job| job.id);
+    let mut jobs: Vec<JobRequest> = listed.into_iter().map(JobRequest::from_api).collect();
     for job in pipeline {
         if !jobs.iter().any(|known| known.name == job.name && known.git_ref == job.git_ref) {
             jobs.push(job.clone());

@@ -68,10 +68,18 @@ pub fn report(check: &'static str, wording: &dyn Wording, facts: &Facts, out: &m
         out.push(Finding::new(check, Status::Skipped, "no project to check: pass `--project` with its path (`group/app`) or id, or run ci-doctor inside a checkout whose `origin` remote is on GitLab"));
         return;
     }
+    if let Some(Err(message)) = &gitlab.project {
+        out.push(Finding::new(check, Status::Skipped, message.clone()));
+        return;
+    }
     let evaluation = match scheduling::waiting_jobs(gitlab, &[]).and_then(|jobs| scheduling::evaluate(gitlab, jobs)) {
         Ok(evaluation) => evaluation,
+        Err(unavailable) if unavailable.reason.contains("answered 403") => {
+            out.push(Finding::new(check, Status::Skipped, format!("{}; listing a project's runners and jobs needs the Maintainer role in it", unavailable.reason)));
+            return;
+        }
         Err(unavailable) => {
-            out.push(Finding::new(check, Status::Skipped, format!("{}; the Maintainer role in the project is needed to list its runners", unavailable.reason)));
+            out.push(Finding::new(check, Status::Skipped, unavailable.reason));
             return;
         }
     };
