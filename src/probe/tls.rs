@@ -120,7 +120,7 @@ pub fn verify(chain: &[CertificateDer<'static>], roots: &[CertificateDer<'static
 
 /// Subject, issuer, validity and names of each certificate, for messages.
 pub fn describe(chain: &[CertificateDer<'static>]) -> Vec<CertificateInfo> {
-    chain.iter().filter_map(|der| describe_one(der)).collect()
+    chain.iter().filter_map(describe_one).collect()
 }
 
 fn describe_one(der: &CertificateDer<'static>) -> Option<CertificateInfo> {

@@ -34,8 +34,7 @@ impl Wording for InstanceRunners {
             let wait = if group.is_plural() { "wait" } else { "waits" };
             return format!("project `{}` turned instance runners off and has no other runner, so {} {wait}", evaluation.project, group.jobs_phrase());
         }
-        let could = if group.is_plural() { "could run" } else { "could run" };
-        format!("{} {could} on instance {}, but project `{}` turned instance runners off", group.jobs_phrase(), runners_phrase(group, ApiRunner::label), evaluation.project)
+        format!("{} could run on instance {}, but project `{}` turned instance runners off", group.jobs_phrase(), runners_phrase(group, ApiRunner::label), evaluation.project)
     }
 
     fn effect(&self, group: &Group) -> String {
