@@ -1,11 +1,11 @@
 //! Which runner may take which job: GitLab's matching rules applied to the facts read from its
 //! API, for every job that waits and every runner that could take it.
 //!
-//! GitLab gives a job to a runner only when the runner is available to the project (assigned to
-//! it, to its group, or an instance runner the project allows), is not paused, polls for jobs,
-//! carries every tag of the job, runs untagged jobs if the job has no tags, and, for a runner
-//! that takes protected refs only, when the job's ref is protected. Each condition that fails is
-//! a [`Block`], which one `scheduling.*` check reports.
+//! GitLab gives a job to a runner only when the runner is available to the project: assigned to
+//! it, to its group, or an instance runner the project allows. The runner must also be unpaused,
+//! poll for jobs, and carry every tag of the job (or run untagged jobs, for a job without tags).
+//! A runner that takes protected refs only needs the job's ref to be protected. Each condition
+//! that fails is a [`Block`], which one `scheduling.*` check reports.
 
 use crate::facts::gitlab::{ApiJob, ApiRunner, GitLabFacts, LookupResult};
 
@@ -20,7 +20,7 @@ pub struct JobRequest {
     pub origin: JobOrigin,
 }
 
-/// Where a job comes from.
+/// The source of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOrigin {
     /// A job GitLab already created, waiting with `status` (`pending`, or `created` in a later
@@ -31,7 +31,7 @@ pub enum JobOrigin {
 }
 
 impl JobRequest {
-    /// A job GitLab listed.
+    /// Converts a job from the API's list.
     pub fn from_api(job: &ApiJob) -> JobRequest {
         JobRequest {
             name: job.name.clone(),
@@ -57,7 +57,7 @@ pub enum Block {
     Paused,
     /// `offline`, `stale` or `never_contacted`.
     NotPolling { status: String, contacted_at: Option<String> },
-    /// A runner of this host that GitLab knows but that is not available to the project.
+    /// A runner of this host that exists in GitLab but is not available to the project.
     NotInProject { runner_type: String, locked: bool, projects: Vec<u64> },
     /// Job tags the runner does not carry.
     MissingTags(Vec<String>),
@@ -70,7 +70,7 @@ pub enum Block {
 }
 
 impl Block {
-    /// The check that reports this block.
+    /// Returns the id of the check that reports this block.
     pub fn check(&self) -> &'static str {
         match self {
             Block::Paused | Block::NotPolling { .. } | Block::NotInProject { .. } => "scheduling.runner-status",
@@ -81,7 +81,7 @@ impl Block {
         }
     }
 
-    /// What keeps the runner from the job, completing "runner 90 (`x`) ...".
+    /// Describes what keeps the runner from the job, completing "runner 90 (`x`) ...".
     pub fn describe(&self, job: &JobRequest) -> String {
         match self {
             Block::Paused => "is paused".into(),
@@ -123,7 +123,7 @@ pub fn code_list(items: &[String]) -> String {
     items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// Where a candidate runner comes from.
+/// The way a candidate runner relates to the project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Availability {
     /// Listed by `GET /projects/:id/runners`.
@@ -167,14 +167,14 @@ pub struct Evaluation<'a> {
     pub shared_runners_enabled: bool,
 }
 
-/// Why the scheduling checks cannot judge.
+/// The reason the scheduling checks cannot judge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable {
     pub reason: String,
 }
 
-/// The jobs to judge: the jobs GitLab lists as waiting, then jobs of the pipeline file that are
-/// not among them. `pipeline` is empty until a pipeline file is read.
+/// Collects the jobs to judge: the jobs GitLab lists as waiting, then the jobs of `pipeline` that
+/// are not among them.
 pub fn waiting_jobs(gitlab: &GitLabFacts, pipeline: &[JobRequest]) -> Result<Vec<JobRequest>, Unavailable> {
     let listed = match &gitlab.jobs {
         Some(Ok(jobs)) => jobs,

@@ -91,7 +91,7 @@ fn expired_runner_token_is_rejected_with_its_date() -> anyhow::Result<()> {
 }
 
 #[test]
-fn personal_access_token_as_runner_token_is_the_wrong_kind() -> anyhow::Result<()> {
+fn personal_token_is_wrong_kind() -> anyhow::Result<()> {
     let pat = "glpat-FAKEauthWrongKind01";
     let (_dir, config) = config_file(&format!("concurrent = 1\n{}", entry("pat", "http://127.0.0.1:9", 601, pat, "")));
     let run = ci_doctor(&["--format", "json", "--config", config.to_str().unwrap(), "--no-probe"]);

@@ -1,7 +1,7 @@
 //! Scheduling checks against the stand-in GitLab: the untagged-jobs setup on real containers,
 //! then each condition alone and combined on loopback, a healthy project, no token, a redirect
-//! that must not carry the token, a GitLab that never answers, and the project taken from the
-//! checkout's `origin` remote.
+//! that must not carry the token, a GitLab that accepts connections but sends nothing, and
+//! the project taken from the checkout's `origin` remote.
 
 mod common;
 
@@ -31,7 +31,7 @@ fn job(id: u64, name: &str, tags: &[&str], git_ref: &str) -> Job {
     Job { tag_list: tags.iter().map(|tag| tag.to_string()).collect(), git_ref: git_ref.to_string(), ..Job::new(id, 31, name) }
 }
 
-/// A config with one shell runner, so that ci-doctor looks at nothing else on this host.
+/// Writes a config with one shell runner, so that ci-doctor looks at nothing else on this host.
 fn quiet_config() -> (tempfile::TempDir, std::path::PathBuf) {
     config_file("concurrent = 1\n\n[[runners]]\n  name = \"local\"\n  url = \"http://127.0.0.1:9/\"\n  token = \"glrt-FAKEschedLocal0001\"\n  executor = \"shell\"\n")
 }
@@ -46,7 +46,7 @@ fn diagnose(gitlab: &LocalGitLab, config: &std::path::Path, extra: &[&str]) -> V
     run.json()
 }
 
-/// The scheduling findings (problems only) of a report, as `(check, message)`.
+/// Lists the scheduling findings (problems only) of a report, as `(check, message)`.
 fn scheduling_problems(report: &Value) -> Vec<(String, String)> {
     report["findings"]
         .as_array()
@@ -92,7 +92,8 @@ fn untagged_jobs_wait_for_a_runner_refusing_them() -> anyhow::Result<()> {
     assert!(text.contains("never picks them up"), "{text}");
     assert!(text.contains("no instance runners are available to project `web/near-sdk` to fall back on"), "{text}");
     assert!(text.contains("job `unit-tests` (#9101, created on `main`): runner 90 (`ec2-docker`) has `run_untagged = false`"), "{text}");
-    assert!(text.contains("Run untagged jobs") && text.contains("`tags: [docker]`"), "{text}");
+    assert!(text.contains("Run untagged jobs"), "{text}");
+    assert!(text.contains("`tags: [docker]`"), "{text}");
     let command = error["fix"]["actions"][0]["command"].as_str().unwrap();
     assert_eq!(command, format!("curl --request PUT --header \"PRIVATE-TOKEN: $GITLAB_TOKEN\" --data \"run_untagged=true\" \"{api}/api/v4/runners/90\""));
 
@@ -151,7 +152,7 @@ fn each_condition_alone_names_its_runner() {
 }
 
 #[test]
-fn instance_runner_of_a_project_that_turned_them_off() {
+fn instance_runners_turned_off() {
     let mut state = project_state();
     state.projects[0].shared_runners_enabled = false;
     state.runners = vec![Runner { tag_list: vec!["docker".into()], description: "shared-docker".into(), ..Runner::new(3, "glrt-FAKEschedShared001") }];
@@ -180,7 +181,7 @@ fn runner_of_this_host_locked_to_another_project() {
 }
 
 #[test]
-fn job_with_two_reasons_is_reported_by_both_checks() {
+fn two_reasons_reported_by_both_checks() {
     let mut state = project_state();
     state.runners = vec![Runner { paused: true, ..project_runner(4, &["docker"]) }, Runner { access_level: AccessLevel::RefProtected, ..project_runner(5, &["docker", "gpu"]) }];
     state.jobs = vec![job(100, "build", &["docker", "gpu"], "feature-x")];
@@ -222,7 +223,9 @@ fn without_token_scheduling_checks_are_skipped() {
         let verdict = verdict(&report, check);
         assert_eq!(verdict["status"], "skipped");
         let message = verdict["message"].as_str().unwrap();
-        assert!(message.contains("no GitLab access token was given") && message.contains("`--gitlab-token`") && message.contains("`read_api`"), "{message}");
+        assert!(message.contains("no GitLab access token was given"), "{message}");
+        assert!(message.contains("`--gitlab-token`"), "{message}");
+        assert!(message.contains("`read_api`"), "{message}");
     }
 }
 
@@ -233,7 +236,7 @@ fn redirect_is_not_followed_with_the_token() {
     state.jobs = vec![job(100, "build", &["docker"], "main")];
     let other = local_gitlab(state.clone(), "127.0.0.2", None);
 
-    // A answers like GitLab, then redirects the project's API paths to B.
+    // A replies like GitLab, then redirects the project's API paths to B.
     let mut redirecting = state.clone();
     redirecting.redirects = vec![Redirect { from: "/api/v4/projects".into(), to: other.url() }];
     let gitlab = local_gitlab(redirecting, "127.0.0.1", None);
@@ -242,7 +245,9 @@ fn redirect_is_not_followed_with_the_token() {
     let verdict = verdict(&report, "scheduling.tags");
     assert_eq!(verdict["status"], "skipped");
     let message = verdict["message"].as_str().unwrap();
-    assert!(message.contains("redirect (301)") && message.contains(&other.url()) && message.contains("does not follow"), "{message}");
+    assert!(message.contains("redirect (301)"), "{message}");
+    assert!(message.contains(&other.url()), "{message}");
+    assert!(message.contains("does not follow"), "{message}");
     assert!(other.requests().is_empty(), "B got requests: {:#?}", other.requests());
     assert!(gitlab.requests().iter().any(|request| request.path == "/api/v4/projects/web%2Fnear-sdk" && request.status == 301));
 
@@ -252,9 +257,11 @@ fn redirect_is_not_followed_with_the_token() {
     let moved = local_gitlab(moved, "127.0.0.1", None);
     let report = diagnose(&moved, &config, &[]);
     let message = verdict_message(&report, "scheduling.untagged");
-    assert!(message.contains("the access token is not sent across a redirect") && message.contains(&format!("`--gitlab-url` with the address GitLab redirects to (`{}`)", other.url())), "{message}");
+    assert!(message.contains("the access token is not sent across a redirect"), "{message}");
+    assert!(message.contains(&format!("`--gitlab-url` with the address GitLab redirects to (`{}`)", other.url())), "{message}");
     for request in moved.requests() {
-        assert!(request.credentials.is_empty() && !request.contains_secret(ADMIN), "{request:?}");
+        assert!(request.credentials.is_empty(), "{request:?}");
+        assert!(!request.contains_secret(ADMIN), "{request:?}");
     }
     assert!(other.requests().is_empty(), "B got requests: {:#?}", other.requests());
 }
@@ -265,7 +272,7 @@ fn verdict_message(report: &Value, check: &str) -> String {
 
 #[test]
 fn dead_gitlab_costs_one_timeout() {
-    // Accepts connections and never answers.
+    // The listener accepts connections and never sends a byte.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -282,7 +289,8 @@ fn dead_gitlab_costs_one_timeout() {
     let report = run.json();
     for check in SCHEDULING {
         let message = verdict_message(&report, check);
-        assert!(message.contains("no answer in time") && message.contains("the access token was not sent"), "{message}");
+        assert!(message.contains("no answer in time"), "{message}");
+        assert!(message.contains("the access token was not sent"), "{message}");
     }
     run.assert_no_secrets(&[ADMIN]);
 }

@@ -63,13 +63,13 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}):\n{text}"))
 }
 
-/// The findings of `check` for the runner whose config is `config`.
+/// Selects the findings of `check` for the runner whose config is `config`.
 fn runner_findings<'a>(report: &'a Value, check: &str, config: &Path) -> Vec<&'a Value> {
     findings(report, check).into_iter().filter(|finding| finding["runner"]["config"] == config.display().to_string()).collect()
 }
 
 #[test]
-fn shell_user_outside_the_docker_group_cannot_use_the_socket() -> anyhow::Result<()> {
+fn shell_user_without_docker_group() -> anyhow::Result<()> {
     // The bed orders this scenario with the others, so no scenario containers are around.
     let bed = ci_doctor_testbed::Bed::new("c18-shell-user")?;
     let dir = bed.create_dir("accounts")?;
@@ -98,7 +98,8 @@ fn shell_user_outside_the_docker_group_cannot_use_the_socket() -> anyhow::Result
     assert_eq!(verdict(&report, "docker.daemon")["status"], "ok");
     assert!(report["findings"].as_array().unwrap().iter().all(|finding| finding["fix"]["actions"].as_array().is_none_or(|actions| actions.iter().all(|action| action["action"] == "command"))), "{report:#}");
     let fixed = &outputs[1];
-    assert!(fixed.contains("Nothing to fix") && fixed.contains("sudo usermod -aG docker gitlab-runner"), "{fixed}");
+    assert!(fixed.contains("Nothing to fix"), "{fixed}");
+    assert!(fixed.contains("sudo usermod -aG docker gitlab-runner"), "{fixed}");
     assert_eq!(std::fs::read_to_string(&config)?, case_file(C18, "config.toml"));
     assert!(!outputs.iter().any(|output| output.contains("glrt-FAKEc18Hx4Mc7Ts2Lb5k")) && !stderr.contains("glrt-FAKEc18Hx4Mc7Ts2Lb5k"));
 
@@ -110,7 +111,7 @@ fn shell_user_outside_the_docker_group_cannot_use_the_socket() -> anyhow::Result
 }
 
 #[test]
-fn runner_process_started_before_the_group_change() -> anyhow::Result<()> {
+fn process_started_before_group_change() -> anyhow::Result<()> {
     let bed = ci_doctor_testbed::Bed::new("shell-user-stale-groups")?;
     let dir = bed.create_dir("accounts")?;
     let socket_gid = account_files(&dir, "alice,gitlab-runner", "gitlab-runner");
@@ -124,7 +125,8 @@ fn runner_process_started_before_the_group_change() -> anyhow::Result<()> {
     let errors = runner_findings(&report, "docker.socket-access", &config);
     assert_eq!(errors.len(), 1, "{report:#}\n{stderr}");
     let message = errors[0]["message"].as_str().unwrap();
-    assert!(message.starts_with("runner process ") && message.ends_with("runs as `gitlab-runner` without group `docker`, which the user joined after the process started"), "{message}");
+    assert!(message.starts_with("runner process "), "{message}");
+    assert!(message.ends_with("runs as `gitlab-runner` without group `docker`, which the user joined after the process started"), "{message}");
     let commands: Vec<&str> = errors[0]["fix"]["actions"].as_array().unwrap().iter().filter_map(|action| action["command"].as_str()).collect();
     assert_eq!(commands, ["sudo systemctl restart gitlab-runner"]);
 

@@ -1,4 +1,4 @@
-//! What the GitLab API reports about one project and the runners that may take its jobs, read
+//! Facts from the GitLab API about one project and the runners that may take its jobs, read
 //! with the user's access token.
 
 use serde::Serialize;
@@ -10,7 +10,7 @@ pub struct GitLabFacts {
     pub target: Option<ApiTarget>,
     /// The project to diagnose, as named on the command line or by the `origin` remote.
     pub project_ref: Option<ProjectRef>,
-    /// Whether the API answered, and as whom.
+    /// Whether the API accepted the token, and as which user.
     pub access: ApiAccess,
     /// The project, or why it could not be read.
     pub project: Option<Result<ProjectInfo, String>>,
@@ -32,12 +32,12 @@ pub struct GitLabFacts {
 }
 
 impl GitLabFacts {
-    /// The project, when it was read.
+    /// Returns the project, when it was read.
     pub fn project(&self) -> Option<&ProjectInfo> {
         self.project.as_ref().and_then(|project| project.as_ref().ok())
     }
 
-    /// The GitLab record of the runner with id `id`, from any list that holds it.
+    /// Finds the GitLab record of the runner with id `id` in any list that contains it.
     pub fn runner(&self, id: u64) -> Option<&ApiRunner> {
         fn listed(list: &Option<Result<Vec<ApiRunner>, String>>, id: u64) -> Option<&ApiRunner> {
             list.as_ref().and_then(|list| list.as_ref().ok()).and_then(|runners| runners.iter().find(|runner| runner.id == id))
@@ -50,7 +50,7 @@ impl GitLabFacts {
         })
     }
 
-    /// The lookup of the runner named in entry `entry` of runner process `runner`.
+    /// Finds the lookup of the runner named in entry `entry` of runner process `runner`.
     pub fn config_runner(&self, runner: usize, entry: usize) -> Option<&RunnerLookup> {
         self.config_runners.iter().find(|lookup| lookup.runner == runner && lookup.entry == entry)
     }
@@ -64,7 +64,7 @@ pub struct ApiTarget {
     pub source: TargetSource,
 }
 
-/// How ci-doctor chose the GitLab that gets the access token.
+/// The rule by which ci-doctor chose the GitLab that gets the access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetSource {
@@ -78,7 +78,7 @@ pub enum TargetSource {
 }
 
 impl TargetSource {
-    /// A short phrase for messages.
+    /// Describes the source in a short phrase for messages.
     pub fn describe(&self) -> &'static str {
         match self {
             TargetSource::Flag => "from `--gitlab-url`",
@@ -100,11 +100,11 @@ pub struct ProjectRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ApiAccess {
-    /// The API was not contacted; `reason` says why and `enable` what would change that.
+    /// The API was not contacted. `reason` is why, and `enable` what would change that.
     NotContacted { reason: String, enable: String },
-    /// The API could not be used; `message` says what happened and `help` what to do.
+    /// The API could not be used. `message` is what happened, and `help` what to do.
     Failed { message: String, help: String },
-    /// The API answered to the token.
+    /// The API accepted the token.
     Reached { username: String, is_admin: bool },
 }
 
@@ -114,7 +114,7 @@ impl Default for ApiAccess {
     }
 }
 
-/// What gives the scheduling checks their facts.
+/// The advice that gives the scheduling checks their facts.
 pub const ENABLE_WITH_TOKEN: &str = "pass `--gitlab-token` (or set `GITLAB_TOKEN`) with a personal, project or group access token with scope `read_api` and the Maintainer role in the project";
 
 /// The parts of a project that decide which runners may take its jobs.
@@ -190,7 +190,7 @@ pub struct RunnerLookup {
     pub result: LookupResult,
 }
 
-/// What GitLab answered for one runner id.
+/// The result of looking up one runner id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LookupResult {

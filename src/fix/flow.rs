@@ -156,7 +156,7 @@ pub fn plan(facts: &Facts, findings: &[Finding], accept_review: &dyn Fn(&Finding
     plan
 }
 
-/// The `[[runners]]` entry a finding's fix removes, if any.
+/// Returns the `[[runners]]` entry that a finding's fix removes, if any.
 fn removed_entry(finding: &Finding) -> Option<usize> {
     finding.fix.as_ref()?.actions.iter().find_map(|action| match action {
         Action::RemoveEntry { entry } => Some(*entry),

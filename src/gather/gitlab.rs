@@ -23,7 +23,7 @@ use crate::facts::gitlab::{
 };
 use crate::secret::{Secret, redact};
 
-/// Largest answer read from the API; a page of 100 runners or jobs is well below it.
+/// Largest response read from the API; a page of 100 runners or jobs is well below it.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Runner detail requests in flight at once.
@@ -32,7 +32,7 @@ const DETAIL_CONCURRENCY: usize = 8;
 /// Items per page; GitLab's maximum.
 const PER_PAGE: &str = "per_page=100";
 
-/// What the command line and the checkout say about the GitLab API.
+/// The settings of the GitLab API, from the command line and the checkout.
 #[derive(Debug, Clone, Default)]
 pub struct Input {
     pub token: Option<Secret>,
@@ -46,7 +46,7 @@ pub struct Input {
 }
 
 impl Input {
-    /// The GitLab chosen without probes: `--gitlab-url`, else the `origin` remote.
+    /// Chooses the GitLab without probes: `--gitlab-url`, else the `origin` remote.
     pub fn early_target(&self) -> Option<ApiTarget> {
         if let Some(url) = &self.url {
             return Some(ApiTarget { url: url.trim_end_matches('/').to_string(), source: TargetSource::Flag });

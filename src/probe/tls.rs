@@ -1,6 +1,6 @@
-//! GitLab's certificate chain as a runner sees it: one TLS handshake that records whatever the
-//! server presents, then offline verification of that chain against the trust each runner entry
-//! uses and against every other CA file on the runner's side.
+//! GitLab's certificate chain from a runner's point of view: one TLS handshake that records the
+//! chain the server presents, then offline verification of that chain against the trust each
+//! runner entry uses and against every other CA file on the runner's side.
 //!
 //! The recording handshake accepts any certificate, so it sends nothing after the handshake and
 //! never carries a credential; requests with tokens go through the verifying client in

@@ -114,8 +114,9 @@ fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Findi
     }
 }
 
-/// 403: the token is unknown to GitLab. With an access token, `GET /runners/:id` tells a deleted
-/// runner (whose entry can go) from a reset or expired token.
+/// Judges a 403, which GitLab returns for a token it does not know. With an access token,
+/// `GET /runners/:id` separates a deleted runner (whose entry can go) from a reset or expired
+/// token.
 fn forbidden(id: &'static str, facts: &Facts, entry: &Entry, token: &Secret, lookup: Option<&LookupResult>, location: Option<crate::finding::Location>) -> Finding {
     let name = entry.label();
     let runner_id = entry.keys.int("id").unwrap_or_default();
@@ -149,7 +150,7 @@ fn forbidden(id: &'static str, facts: &Facts, entry: &Entry, token: &Secret, loo
     }
 }
 
-/// The token could not be verified; a deleted runner is still worth reporting.
+/// Judges an entry whose token could not be verified, which still reports a deleted runner.
 fn not_verified(id: &'static str, entry: &Entry, token: &Secret, what: &str, lookup: Option<&LookupResult>) -> Finding {
     let name = entry.label();
     if let Some(LookupResult::NotFound) = lookup {
@@ -162,7 +163,8 @@ fn not_verified(id: &'static str, entry: &Entry, token: &Secret, what: &str, loo
     Finding::new(id, Status::Skipped, format!("token `{token}` of runner `{name}` {what}"))
 }
 
-/// `token_expires_at` of the entry when it lies in the past; `0001-01-01` means no expiry.
+/// Returns `token_expires_at` of the entry when it lies in the past; `0001-01-01` means no
+/// expiry.
 fn expired_at(facts: &Facts, entry: &Entry) -> Option<String> {
     let text = match &entry.keys.get("token_expires_at")?.value {
         Val::Datetime(text) | Val::String(text) => text.clone(),
@@ -177,7 +179,7 @@ fn runner_state(runner: &ApiRunner) -> String {
     if runner.paused { format!("{}, paused", runner.status) } else { runner.status.clone() }
 }
 
-/// A runner with a `glrt-` token whose registration still passes options that only the
+/// Finds a runner with a `glrt-` token whose registration still passes options that only the
 /// registration-token flow accepts: in the container's command or environment, or copied into
 /// `config.toml`.
 fn registration_options(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Option<Finding> {
@@ -295,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn glrt_token_with_old_registration_options_is_a_warning() {
+    fn old_registration_options_warn() {
         let facts = facts_with(&format!("{ENTRY}  token = \"glrt-FAKEoptions0000001\"\n  tag_list = [\"docker\"]\n  run_untagged = false\n"), Some(TokenOutcome::Valid { runner_id: Some(110), expires_at: None }));
         let found = run(&facts);
         assert_eq!(found.len(), 2, "{found:#?}");

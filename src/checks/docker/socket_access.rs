@@ -85,7 +85,7 @@ fn own_user(id: &'static str, facts: &Facts, out: &mut Vec<Finding>) {
     }
 }
 
-/// The user shell jobs of one runner run as.
+/// Judges the user that shell jobs of one runner run as.
 fn shell_user(id: &'static str, user: &ShellUser, runner: &str) -> Finding {
     let name = &user.name;
     let Some(socket) = user.socket.as_ref().filter(|socket| socket.exists) else {
@@ -192,16 +192,17 @@ mod tests {
     }
 
     #[test]
-    fn shell_user_outside_the_group_gets_usermod_and_restart() {
+    fn shell_user_gets_usermod_and_restart() {
         let finding = shell_user("docker.socket-access", &shell(&[999], Some(&[]), true), "build-host-shell");
         assert_eq!(finding.status, Status::Error);
         assert_eq!(finding.message, "runner `build-host-shell` uses the shell executor; its jobs run as user `gitlab-runner` (`--user` of runner process 812), which is not in group `docker` (gid 998) that owns `/var/run/docker.sock` with mode 0660");
         let commands: Vec<String> = finding.fix.unwrap().actions.iter().map(|action| format!("{action:?}")).collect();
-        assert!(commands[0].contains("sudo usermod -aG docker gitlab-runner") && commands[1].contains("sudo systemctl restart gitlab-runner"), "{commands:?}");
+        assert!(commands[0].contains("sudo usermod -aG docker gitlab-runner"), "{commands:?}");
+        assert!(commands[1].contains("sudo systemctl restart gitlab-runner"), "{commands:?}");
     }
 
     #[test]
-    fn process_started_before_the_group_change_needs_a_restart() {
+    fn stale_process_needs_a_restart() {
         let finding = shell_user("docker.socket-access", &shell(&[999, 998], Some(&[999]), false), "build-host-shell");
         assert_eq!(finding.status, Status::Error);
         assert_eq!(finding.message, "runner process 812 runs as `gitlab-runner` without group `docker`, which the user joined after the process started");

@@ -1,6 +1,6 @@
 //! Scheduling checks: why jobs of the project stay pending. Each check reports one kind of
-//! [`Block`]; this module holds what they share: the skipped and ok notes, grouping stuck jobs,
-//! and the exact commands of a remedy.
+//! [`Block`]. This module contains what they share: the skipped and ok notes, the grouping of
+//! stuck jobs, and the exact commands of a remedy.
 
 pub mod instance_runners;
 pub mod protected;
@@ -37,15 +37,16 @@ impl Group<'_> {
     }
 }
 
-/// What each scheduling check words its own way.
+/// The texts each scheduling check words its own way.
 pub trait Wording {
-    /// One line: which jobs wait, and which runners this condition keeps from them.
+    /// Builds the one-line message: which jobs wait, and which runners this condition keeps
+    /// from them.
     fn message(&self, group: &Group, evaluation: &Evaluation) -> String;
-    /// What it means for the jobs.
+    /// Builds the effect on the jobs.
     fn effect(&self, group: &Group) -> String;
-    /// The help line and the exact commands of the remedy.
+    /// Builds the help line and the exact commands of the remedy.
     fn remedy(&self, group: &Group, evaluation: &Evaluation, api: &str) -> (String, Vec<String>);
-    /// The `ok` line, with the counts of jobs and runners judged.
+    /// Builds the `ok` line, with the counts of jobs and runners judged.
     fn ok_message(&self, evaluation: &Evaluation) -> String;
 }
 
@@ -131,7 +132,7 @@ fn groups<'e>(check: &str, evaluation: &'e Evaluation<'e>) -> Vec<Group<'e>> {
     out
 }
 
-/// The check that reports jobs no runner at all may take: `scheduling.instance-runners` when the
+/// Returns the check that reports jobs no runner at all may take: `scheduling.instance-runners` when the
 /// project turned instance runners off, `scheduling.runner-status` otherwise.
 pub fn no_runner_check(evaluation: &Evaluation) -> &'static str {
     if evaluation.shared_runners_enabled { "scheduling.runner-status" } else { "scheduling.instance-runners" }
@@ -153,7 +154,7 @@ fn table_line(verdict: &JobVerdict) -> String {
     format!("{}: {}", verdict.job.describe(), runners.join("; "))
 }
 
-/// What the project has beyond its own runners.
+/// Describes what the project has beyond its own runners.
 fn fallback_line(evaluation: &Evaluation) -> String {
     let instance = evaluation.candidates.iter().filter(|candidate| candidate.runner.is_instance()).count();
     if !evaluation.shared_runners_enabled && evaluation.instance_runners_unknown {
@@ -192,12 +193,13 @@ pub fn runners_phrase(group: &Group, label: fn(&ApiRunner) -> String) -> String 
     }
 }
 
-/// A `curl` command that changes a setting through the API; the token stays in `GITLAB_TOKEN`.
+/// Builds a `curl` command that changes a setting through the API. The command reads the token
+/// from `GITLAB_TOKEN`, so it never appears in the output.
 pub fn api_command(method: &str, api: &str, path: &str, data: &str) -> String {
     format!("curl --request {method} --header \"PRIVATE-TOKEN: $GITLAB_TOKEN\" --data \"{data}\" \"{}/api/v4{path}\"", api.trim_end_matches('/'))
 }
 
-/// The `ok` line shared by the checks: how many waiting jobs and runners were judged.
+/// Counts the waiting jobs and runners judged, for the `ok` lines.
 pub fn counts(evaluation: &Evaluation) -> String {
     let jobs = evaluation.jobs.len();
     let runners = evaluation.candidates.len();

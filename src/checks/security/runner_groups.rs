@@ -42,7 +42,7 @@ const POWERFUL: &[(&str, &str)] = &[
     ("lxd", "any job can start a privileged system container, which is root on this host"),
 ];
 
-/// The gid of the Docker socket's group, which counts as `docker` whatever its name.
+/// Returns the gid of the Docker socket's group, which counts as `docker` whatever its name.
 fn docker_gid(user: &ShellUser) -> Option<u32> {
     user.socket.as_ref().filter(|socket| socket.exists).map(|socket| socket.gid).filter(|gid| *gid != 0)
 }

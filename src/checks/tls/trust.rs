@@ -134,7 +134,7 @@ fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Vec<F
     out
 }
 
-/// One line per certificate: subject, issuer and validity.
+/// Describes each certificate in one line: subject, issuer and validity.
 fn chain_lines(chain: &[CertificateInfo]) -> Vec<String> {
     chain
         .iter()
@@ -146,7 +146,7 @@ fn chain_lines(chain: &[CertificateInfo]) -> Vec<String> {
         .collect()
 }
 
-/// What the runner trusts: its CA bundle and its CA file.
+/// Describes what the runner trusts: its CA bundle and its CA file.
 fn trust_line(roots_source: Option<&str>, ca_file: &crate::facts::probe::CaFile, name: &str) -> String {
     let bundle = match roots_source {
         Some(path) => format!("system CAs from `{path}`"),
