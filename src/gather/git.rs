@@ -55,6 +55,9 @@ pub fn parse_remote(remote: &str) -> Option<Origin> {
     } else if remote.starts_with("ssh://") {
         let parsed = url::Url::parse(remote).ok()?;
         (format!("https://{}", parsed.host_str()?), parsed.path().to_string())
+    } else if remote.contains("://") {
+        // `file://`, `git://` and other schemes name no GitLab web address.
+        return None;
     } else {
         let (user_host, path) = remote.split_once(':')?;
         let host = user_host.rsplit('@').next()?;
@@ -94,6 +97,7 @@ mod tests {
     #[test]
     fn remotes_without_a_project_are_ignored() {
         assert_eq!(origin_of("/srv/git/app.git"), None);
+        assert_eq!(origin_of("file:///srv/git/group/app.git"), None);
         assert_eq!(origin_of("https://gitlab.example.test/"), None);
     }
 }
