@@ -173,8 +173,8 @@ pub struct Unavailable {
     pub reason: String,
 }
 
-/// Collects the jobs to judge: the jobs GitLab lists as waiting, then the jobs of `pipeline` that
-/// are not among them.
+/// Collects the jobs to judge: the jobs GitLab lists as waiting, then the jobs of `pipeline`
+/// whose names are not among them (a listed job is the same job, already created).
 pub fn waiting_jobs(gitlab: &GitLabFacts, pipeline: &[JobRequest]) -> Result<Vec<JobRequest>, Unavailable> {
     let listed = match &gitlab.jobs {
         Some(Ok(jobs)) => jobs,
@@ -186,7 +186,7 @@ pub fn waiting_jobs(gitlab: &GitLabFacts, pipeline: &[JobRequest]) -> Result<Vec
     listed.sort_by_key(|job| job.id);
     let mut jobs: Vec<JobRequest> = listed.into_iter().map(JobRequest::from_api).collect();
     for job in pipeline {
-        if !jobs.iter().any(|known| known.name == job.name && known.git_ref == job.git_ref) {
+        if !jobs.iter().any(|known| known.name == job.name) {
             jobs.push(job.clone());
         }
     }

@@ -78,7 +78,9 @@ fn untagged_jobs_wait_for_a_runner_refusing_them() -> anyhow::Result<()> {
     bed.write_file("runner-config/certs/gitlab.example.test.crt", &gitlab.tls_certificates().expect("https is on").ca_pem)?;
     bed.container("gitlab-runner").image(RUNNER_IMAGE).dns(dns).bind(&config, "/etc/gitlab-runner").docker_socket().start()?;
     let api = format!("http://127.0.0.1:{}", gitlab.published_port(80)?);
-    let flags = ["--gitlab-url", api.as_str(), "--gitlab-token", ADMIN, "--project", "web/near-sdk"];
+    // The case's pipeline file lists the same two jobs, which count once.
+    let ci_file = format!("{CASES}/{C15}/.gitlab-ci.yml");
+    let flags = ["--gitlab-url", api.as_str(), "--gitlab-token", ADMIN, "--project", "web/near-sdk", "--ci-file", ci_file.as_str()];
 
     let run = diagnose_container("gitlab-runner", &flags);
     let report = run.json();
@@ -296,7 +298,7 @@ fn dead_gitlab_costs_one_timeout() {
 }
 
 #[test]
-fn project_and_gitlab_come_from_the_origin_remote() -> anyhow::Result<()> {
+fn origin_remote_and_pipeline_file() -> anyhow::Result<()> {
     let mut state = project_state();
     state.runners = vec![project_runner(7, &["docker"])];
     state.jobs = vec![job(100, "build", &["gpu"], "main")];
@@ -306,10 +308,19 @@ fn project_and_gitlab_come_from_the_origin_remote() -> anyhow::Result<()> {
         let status = std::process::Command::new("git").arg("-C").arg(checkout.path()).args(&args).status()?;
         assert!(status.success(), "git {args:?}");
     }
+    // The pipeline file repeats the waiting job `build` and adds two jobs that wait for no one yet.
+    std::fs::write(checkout.path().join(".gitlab-ci.yml"), "build:\n  tags: [gpu]\n  script: [make]\n\ndocs:\n  tags: [gpu]\n  script: [make docs]\n\ndeploy:\n  tags: [arm]\n  script: [make deploy]\n")?;
     let (_dir, config) = quiet_config();
     let run = ci_doctor_in(Some(checkout.path()), &["--format", "json", "--config", config.to_str().unwrap(), "--no-probe", "--gitlab-token", ADMIN, "--timeout", "3"], None);
     let report = run.json();
-    assert_eq!(scheduling_problems(&report), [("scheduling.tags".to_string(), "job `build` needs tags `gpu`: runner 7 (`runner-7`) lacks tag `gpu`".to_string())], "{report:#}");
+    let problems = scheduling_problems(&report);
+    assert_eq!(problems.len(), 2, "{report:#}");
+    assert_eq!(problems[0], ("scheduling.tags".to_string(), "jobs `build` and `docs` need tags `gpu`: runner 7 (`runner-7`) lacks tag `gpu`".to_string()));
+    assert_eq!(problems[1], ("scheduling.tags".to_string(), "job `deploy` needs tags `arm`: runner 7 (`runner-7`) lacks tag `arm`".to_string()));
+    let tags = findings(&report, "scheduling.tags");
+    assert_eq!(tags[0]["severity"], "error", "`build` waits now");
+    assert_eq!(tags[1]["severity"], "warning", "`deploy` exists only in the pipeline file");
+    assert!(text_of(tags[1]).contains("job `deploy` of the pipeline file (on `main`)"), "{:#}", tags[1]);
     run.assert_no_secrets(&[ADMIN]);
 
     // The human report names the project and where its GitLab came from.

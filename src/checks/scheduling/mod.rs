@@ -12,7 +12,7 @@ use crate::facts::Facts;
 use crate::facts::gitlab::{ApiAccess, ApiRunner};
 use crate::finding::{Finding, Status};
 use crate::fix::Fix;
-use crate::scheduling::{self, Block, Evaluation, JobVerdict};
+use crate::scheduling::{self, Block, Evaluation, JobOrigin, JobRequest, JobVerdict};
 
 /// Jobs stuck for the same reasons under one check, and the runners those reasons block.
 pub struct Group<'e> {
@@ -73,7 +73,7 @@ pub fn report(check: &'static str, wording: &dyn Wording, facts: &Facts, out: &m
         out.push(Finding::new(check, Status::Skipped, message.clone()));
         return;
     }
-    let evaluation = match scheduling::waiting_jobs(gitlab, &[]).and_then(|jobs| scheduling::evaluate(gitlab, jobs)) {
+    let evaluation = match scheduling::waiting_jobs(gitlab, &pipeline_jobs(facts)).and_then(|jobs| scheduling::evaluate(gitlab, jobs)) {
         Ok(evaluation) => evaluation,
         Err(unavailable) if unavailable.reason.contains("answered 403") => {
             out.push(Finding::new(check, Status::Skipped, format!("{}; listing a project's runners and jobs needs the Maintainer role in it", unavailable.reason)));
@@ -93,7 +93,11 @@ pub fn report(check: &'static str, wording: &dyn Wording, facts: &Facts, out: &m
     }
     for group in groups {
         let (help, commands) = wording.remedy(&group, &evaluation, &api);
-        let mut finding = Finding::new(check, Status::Error, wording.message(&group, &evaluation)).effect(wording.effect(&group));
+        // Jobs GitLab already created are stuck now; jobs only in the pipeline file would be,
+        // unless their `rules` keep them from running on this branch.
+        let waiting_now = group.jobs.iter().any(|verdict| matches!(verdict.job.origin, JobOrigin::Api { .. }));
+        let status = if waiting_now { Status::Error } else { Status::Warning };
+        let mut finding = Finding::new(check, status, wording.message(&group, &evaluation)).effect(wording.effect(&group));
         for verdict in &group.jobs {
             finding = finding.evidence(table_line(verdict));
         }
@@ -103,6 +107,19 @@ pub fn report(check: &'static str, wording: &dyn Wording, facts: &Facts, out: &m
         }
         out.push(finding);
     }
+}
+
+/// Converts the jobs of the pipeline file into requests on the checked-out branch (else the
+/// project's default branch).
+fn pipeline_jobs(facts: &Facts) -> Vec<JobRequest> {
+    let Some(Ok(pipeline)) = facts.pipeline.as_ref().map(|fact| &fact.result) else { return Vec::new() };
+    let default_branch = facts.gitlab.project().and_then(|project| project.default_branch.clone());
+    let Some(git_ref) = facts.gitlab.current_branch.clone().or(default_branch) else { return Vec::new() };
+    pipeline
+        .jobs
+        .iter()
+        .map(|job| JobRequest { name: job.name.clone(), tags: job.tags.clone(), git_ref: git_ref.clone(), is_tag: false, origin: JobOrigin::PipelineFile })
+        .collect()
 }
 
 /// Stuck jobs grouped by what this check's condition does to each runner.
