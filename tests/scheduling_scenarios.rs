@@ -74,7 +74,7 @@ fn untagged_jobs_wait_for_a_runner_refusing_them() -> anyhow::Result<()> {
     let bed = ci_doctor_testbed::Bed::new("c15-untagged")?;
     let gitlab = bed.container("gitlab-web").image("ci-doctor-test/standin:latest").publish(80).gitlab_standin(&state).https(&["gitlab.example.test"]).start()?;
     let dns = dns(&bed, "bridge", &[("gitlab.example.test", ip(&gitlab, "bridge"))]);
-    let config = runner_config_dir(&bed, &case_file(C15, "config.toml"));
+    let config = runner_config_dir(&bed, &with_job_dns(&case_file(C15, "config.toml"), dns));
     bed.write_file("runner-config/certs/gitlab.example.test.crt", &gitlab.tls_certificates().expect("https is on").ca_pem)?;
     bed.container("gitlab-runner").image(RUNNER_IMAGE).dns(dns).bind(&config, "/etc/gitlab-runner").docker_socket().start()?;
     let api = format!("http://127.0.0.1:{}", gitlab.published_port(80)?);

@@ -20,7 +20,7 @@ fn private_ca_not_referenced_is_fixed_with_tls_ca_file() -> anyhow::Result<()> {
         .https(&["gitlab.example.test"])
         .start()?;
     let dns = dns(&bed, "bridge", &[("gitlab.example.test", ip(&gitlab, "bridge"))]);
-    let config = runner_config_dir(&bed, &case_file(C19, "config.toml"));
+    let config = runner_config_dir(&bed, &with_job_dns(&case_file(C19, "config.toml"), dns));
     // The admin copied the CA beside the config, under a name the runner does not load.
     bed.write_file("runner-config/certs/ca.crt", &gitlab.tls_certificates().expect("https is on").ca_pem)?;
     bed.container("gitlab-runner").image(RUNNER_IMAGE).dns(dns).bind(&config, "/etc/gitlab-runner").docker_socket().start()?;
@@ -57,7 +57,7 @@ fn private_ca_not_referenced_is_fixed_with_tls_ca_file() -> anyhow::Result<()> {
     let path = config.join("config.toml");
     let fixed = ci_doctor(&["--runner-container", "gitlab-runner", "--timeout", "3", "--fix", "--yes"]);
     assert_eq!(fixed.status, 0, "{}\n{}", fixed.stdout, fixed.stderr);
-    assert_eq!(std::fs::read_to_string(&path)?, case_file(C19, "config.fixed.toml"));
+    assert_eq!(std::fs::read_to_string(&path)?, with_job_dns(&case_file(C19, "config.fixed.toml"), dns));
     assert!(fixed.stdout.contains("fixed: tls.trust"), "{}", fixed.stdout);
     fixed.assert_no_secrets(&[token]);
 

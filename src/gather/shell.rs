@@ -19,8 +19,8 @@ pub fn shell_users(facts: &Facts) -> Vec<ShellUser> {
         }
         let process = native.pid.and_then(process_ids);
 
-        // With `--user`, a runner running as root starts each job through `su <user>`;
-        // without it, jobs run as the runner process itself.
+        // With `--user`, a runner running as root starts each job through `su -s /bin/bash <user>`
+        // (the runner's bash shell, `shells/bash.go`); without it, jobs run as the process itself.
         let (name, source, through_su) = match (&native.user, &process) {
             (Some(user), Some(process)) => (user.clone(), format!("`--user` of runner process {}", process.pid), process.uid == 0),
             (Some(user), None) => (user.clone(), format!("`--user` in {}", native.found_by), true),
