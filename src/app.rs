@@ -124,9 +124,15 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
         anyhow::bail!("invalid `--timeout {}`: give a number of seconds between 0 and 3600, for example `--timeout 5`", args.timeout);
     }
-    if let Some(token) = &args.gitlab_token {
-        crate::secret::register(token);
-    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let gitlab = crate::gather::gitlab::Input {
+        token: args.gitlab_token.as_deref().map(crate::secret::Secret::new),
+        url: args.gitlab_url.clone(),
+        project: args.project.clone(),
+        ca_file: args.ca_file.clone(),
+        origin: crate::gather::git::origin(&cwd),
+        current_branch: crate::gather::git::current_branch(&cwd),
+    };
 
     let options = crate::gather::Options {
         configs: args.config.clone(),
@@ -135,6 +141,7 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
         no_probe: args.no_probe,
         has_gitlab_token: args.gitlab_token.is_some(),
         ci_file: args.ci_file.clone(),
+        gitlab,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let facts = runtime.block_on(interruptible(crate::gather::gather(&options)));

@@ -76,13 +76,24 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "PATH")]
     pub ci_file: Option<PathBuf>,
 
-    /// GitLab base URL, for checks that talk to the GitLab API from this host.
+    /// GitLab web address that gets the access token (default: the `origin` remote's GitLab).
     #[arg(long, value_name = "URL")]
     pub gitlab_url: Option<String>,
 
-    /// GitLab access token for API checks (read from GITLAB_TOKEN when not given).
+    /// Personal, project or group access token (scope `read_api`) for the scheduling checks
+    /// (read from GITLAB_TOKEN when not given).
     #[arg(long, env = "GITLAB_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub gitlab_token: Option<String>,
+
+    /// GitLab project whose jobs to check: a numeric id or a path such as `group/app`
+    /// (default: the `origin` remote's project).
+    #[arg(long, value_name = "ID|PATH")]
+    pub project: Option<String>,
+
+    /// Extra CA certificates (PEM) that ci-doctor trusts for the GitLab API, besides this
+    /// host's bundle.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 
     /// Run only these checks: ids such as `auth.token` or areas such as `network`
     /// (comma-separated or repeated).

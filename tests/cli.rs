@@ -8,7 +8,7 @@ use common::*;
 fn list_shows_every_check() {
     let run = ci_doctor(&["list"]);
     assert_eq!(run.status, 0);
-    for id in ["docker.daemon", "docker.socket-access", "config.found", "config.syntax", "config.keys", "config.file-mode", "runner.docker-access", "network.runner-url", "auth.token"] {
+    for id in ["docker.daemon", "docker.socket-access", "config.found", "config.syntax", "config.keys", "config.file-mode", "runner.docker-access", "network.runner-url", "tls.trust", "auth.token", "scheduling.tags", "scheduling.untagged", "scheduling.protected", "scheduling.instance-runners", "scheduling.runner-status", "security.runner-groups"] {
         assert!(run.stdout.lines().any(|line| line.starts_with(id)), "{id} missing:\n{}", run.stdout);
     }
 }

@@ -9,7 +9,9 @@ pub mod image;
 pub mod network;
 pub mod pipeline;
 pub mod runner;
+pub mod scheduling;
 pub mod security;
+pub mod tls;
 
 use crate::facts::Facts;
 use crate::finding::Finding;
@@ -42,6 +44,7 @@ pub const CHECKS: &[&dyn Check] = &[
     &runner::docker_access::DockerAccess,
     &runner::concurrency::Concurrency,
     &network::runner_url::RunnerUrl,
+    &tls::trust::Trust,
     &auth::token::Token,
     &network::clone_url::CloneUrl,
     &network::job_coordinator::JobCoordinator,
@@ -55,6 +58,12 @@ pub const CHECKS: &[&dyn Check] = &[
     &image::job_tools::JobTools,
     &image::executor_kind::ExecutorKind,
     &security::privileged::Privileged,
+    &scheduling::tags::Tags,
+    &scheduling::untagged::Untagged,
+    &scheduling::protected::Protected,
+    &scheduling::instance_runners::InstanceRunners,
+    &scheduling::runner_status::RunnerStatus,
+    &security::runner_groups::RunnerGroups,
 ];
 
 /// The check with id `id`.

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod docker;
+pub mod gitlab;
 pub mod host;
 pub mod job;
 pub mod probe;
@@ -37,6 +38,10 @@ pub struct Facts {
     pub job_containers: Vec<job::JobContainer>,
     /// The job's point of view, per runner and network settings.
     pub job_views: Vec<job::JobView>,
+    /// What the GitLab API reports about the project and its runners.
+    pub gitlab: gitlab::GitLabFacts,
+    /// The users that shell-executor jobs of native runners run as.
+    pub shell_users: Vec<host::ShellUser>,
     /// Settings that shape what could be gathered.
     pub settings: Settings,
     /// Things named on the command line that do not exist, one message each. A diagnosis
@@ -55,6 +60,8 @@ pub struct Settings {
     pub explicit_runners: bool,
     /// A GitLab access token was given.
     pub has_gitlab_token: bool,
+    /// When the facts were gathered, in Unix seconds, for judging expiry dates.
+    pub now: i64,
 }
 
 impl Facts {

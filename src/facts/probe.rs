@@ -10,6 +10,7 @@ pub struct Probes {
     pub urls: Vec<UrlProbe>,
     pub tokens: Vec<TokenProbe>,
     pub sockets: Vec<SocketProbe>,
+    pub tls: Vec<TlsProbe>,
 }
 
 impl Probes {
@@ -26,6 +27,11 @@ impl Probes {
     /// The token verification of entry `entry` of runner `runner`.
     pub fn token(&self, runner: usize, entry: usize) -> Option<&TokenProbe> {
         self.tokens.iter().find(|probe| probe.runner == runner && probe.entry == entry)
+    }
+
+    /// GitLab's certificate as entry `entry` of runner `runner` judges it.
+    pub fn tls(&self, runner: usize, entry: usize) -> Option<&TlsProbe> {
+        self.tls.iter().find(|probe| probe.runner == runner && probe.entry == entry)
     }
 
     /// The probe of the Docker socket path `path` from runner `runner`'s view.
@@ -173,4 +179,88 @@ pub enum SocketState {
     Answers,
     /// A socket, but connecting failed.
     Failed { message: String },
+}
+
+/// GitLab's certificate as one `[[runners]]` entry's runner would judge it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsProbe {
+    pub runner: usize,
+    pub entry: usize,
+    /// The entry's `url`.
+    pub url: String,
+    pub host: String,
+    pub outcome: TlsOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TlsOutcome {
+    /// No certificate was presented: the connection or the handshake failed first.
+    NoHandshake { message: String },
+    /// The server presented `chain` (leaf first), judged with the runner's trust.
+    Presented {
+        chain: Vec<CertificateInfo>,
+        /// The verdict with the view's CA bundle plus the entry's CA file.
+        verdict: TlsVerdict,
+        /// The CA bundle of the view, such as `/etc/ssl/certs/ca-certificates.crt`.
+        roots_source: Option<String>,
+        /// The CA file the runner adds for this entry.
+        ca_file: CaFile,
+        /// Other CA files on the runner's side, and whether each verifies the chain.
+        candidates: Vec<CandidateCa>,
+    },
+}
+
+/// The extra CA file of an entry: `tls-ca-file`, or `certs/<host>.crt` beside the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaFile {
+    /// The path as the runner sees it.
+    pub path: String,
+    /// True for `tls-ca-file`, false for the `certs/<host>.crt` the runner loads by itself.
+    pub configured: bool,
+    pub state: CaFileState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CaFileState {
+    Missing,
+    /// The file exists but holds no PEM certificate.
+    NoCertificates,
+    Loaded { certificates: usize },
+}
+
+/// A CA file found on the runner's side and its verdict on the presented chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CandidateCa {
+    /// The path as the runner sees it.
+    pub path: String,
+    pub verdict: TlsVerdict,
+}
+
+/// What certificate verification concluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TlsVerdict {
+    Trusted,
+    /// The chain ends at a CA the trust store does not hold.
+    UnknownIssuer,
+    Expired,
+    NotYetValid,
+    /// The certificate is for other names.
+    NameMismatch,
+    Other { message: String },
+}
+
+/// The parts of one certificate that explain a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub issuer: String,
+    /// Validity as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub not_before: String,
+    pub not_after: String,
+    /// DNS names and IP addresses of the subject alternative name.
+    pub names: Vec<String>,
+    pub is_ca: bool,
 }

@@ -29,6 +29,8 @@ pub struct NativeRunner {
     pub pid: Option<u32>,
     /// The user jobs run as (`--user` of the service), when known.
     pub user: Option<String>,
+    /// The service name (`--service`, or the unit file's name), when known.
+    pub service: Option<String>,
     /// How it was found, for example "process 812" or "default path".
     pub found_by: String,
     /// The process's environment, when a running process was found and readable.

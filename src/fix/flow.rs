@@ -83,7 +83,12 @@ pub fn plan(facts: &Facts, findings: &[Finding], accept_review: &dyn Fn(&Finding
         by_runner.entry(runner).or_default().push(index);
     }
 
-    for (runner, indexes) in by_runner {
+    for (runner, mut indexes) in by_runner {
+        // Removing an entry shifts the ones after it, so removals go last, highest entry first.
+        indexes.sort_by_key(|index| match removed_entry(&findings[*index]) {
+            Some(entry) => (1, usize::MAX - entry),
+            None => (0, *index),
+        });
         let config = &facts.runners[runner].config;
         let Ok(original) = &config.text else { continue };
         let Ok(mut document) = super::text::normalize(original).parse::<DocumentMut>() else {
@@ -149,6 +154,14 @@ pub fn plan(facts: &Facts, findings: &[Finding], accept_review: &dyn Fn(&Finding
         plan.files.push(file);
     }
     plan
+}
+
+/// Returns the `[[runners]]` entry that a finding's fix removes, if any.
+fn removed_entry(finding: &Finding) -> Option<usize> {
+    finding.fix.as_ref()?.actions.iter().find_map(|action| match action {
+        Action::RemoveEntry { entry } => Some(*entry),
+        _ => None,
+    })
 }
 
 fn edited_paths(fix: &super::Fix) -> Vec<String> {

@@ -23,6 +23,9 @@ pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const KEPT_ENV: &[&str] = &[
     "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "CONFIG_FILE", "CI_SERVER_URL",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    // Options of `gitlab-runner register` that images with a registering entrypoint pass on.
+    "RUNNER_TAG_LIST", "REGISTER_RUN_UNTAGGED", "REGISTER_LOCKED", "REGISTER_ACCESS_LEVEL",
+    "REGISTER_PAUSED", "REGISTER_MAXIMUM_TIMEOUT", "REGISTER_MAINTENANCE_NOTE",
 ];
 
 /// A connected client and what it is connected to.

@@ -3,7 +3,10 @@
 
 pub mod config;
 pub mod docker;
+pub mod git;
+pub mod gitlab;
 pub mod native;
+pub mod shell;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +35,8 @@ pub struct Options {
     pub has_gitlab_token: bool,
     /// `--ci-file`; without it the pipeline of the current Git checkout is read.
     pub ci_file: Option<PathBuf>,
+    /// Where the GitLab API is and the token for it.
+    pub gitlab: gitlab::Input,
 }
 
 impl Options {
@@ -51,6 +56,7 @@ pub async fn gather(options: &Options) -> Facts {
             timeout_secs: options.timeout.as_secs_f64(),
             explicit_runners: !options.configs.is_empty() || !options.runner_containers.is_empty(),
             has_gitlab_token: options.has_gitlab_token,
+            now: crate::time::now_unix(),
         },
         ..Facts::default()
     };
@@ -111,15 +117,36 @@ pub async fn gather(options: &Options) -> Facts {
         facts.job_containers = job_containers;
     }
 
+    facts.shell_users = shell::shell_users(&facts);
+
     let remaining = deadline.saturating_duration_since(Instant::now());
     tracing::debug!(runners = facts.runners.len(), gitlabs = facts.gitlabs.len(), ?remaining, "discovery done");
     let docker_client = client.as_ref().map(|(client, _)| client);
-    let (probes, job_views) = tokio::join!(
-        crate::probe::run(&facts, options.timeout, deadline),
-        crate::probe::job::run(&facts, docker_client, options.timeout, deadline),
-    );
-    facts.probes = probes;
-    facts.job_views = job_views;
+
+    // The API runs beside the probes when its URL is known without them, so that a slow
+    // GitLab costs one time limit, not two.
+    match options.gitlab.early_target() {
+        Some(target) => {
+            let (probes, job_views, gitlab) = tokio::join!(
+                crate::probe::run(&facts, options.timeout, deadline),
+                crate::probe::job::run(&facts, docker_client, options.timeout, deadline),
+                gitlab::gather(&options.gitlab, Ok(target), &facts, options.timeout, deadline),
+            );
+            facts.probes = probes;
+            facts.job_views = job_views;
+            facts.gitlab = gitlab;
+        }
+        None => {
+            let (probes, job_views) = tokio::join!(
+                crate::probe::run(&facts, options.timeout, deadline),
+                crate::probe::job::run(&facts, docker_client, options.timeout, deadline),
+            );
+            facts.probes = probes;
+            facts.job_views = job_views;
+            let target = gitlab::target_from_runners(&facts);
+            facts.gitlab = gitlab::gather(&options.gitlab, target, &facts, options.timeout, deadline).await;
+        }
+    }
     facts
 }
 
@@ -269,7 +296,7 @@ fn add_native_runners(facts: &mut Facts, options: &Options) {
                 continue;
             }
             let config = config::read_host_config(path, ConfigOrigin::Given);
-            let runner = NativeRunner { pid: None, user: None, found_by: "--config".into(), private_env: Default::default() };
+            let runner = NativeRunner { found_by: "--config".into(), ..NativeRunner::default() };
             facts.runners.push(RunnerProcess { kind: RunnerKind::Native(runner), config });
         }
         return;

@@ -41,7 +41,7 @@ pub fn discover() -> Vec<NativeCandidate> {
     }
     for path in default_paths() {
         if path.exists() {
-            add(NativeCandidate { config: path, runner: NativeRunner { pid: None, user: None, found_by: "default path".into(), private_env: Default::default() } });
+            add(NativeCandidate { config: path, runner: NativeRunner { found_by: "default path".into(), ..NativeRunner::default() } });
         }
     }
     found
@@ -79,10 +79,11 @@ fn runner_processes() -> Vec<NativeCandidate> {
             continue;
         }
 
-        let user = user_flag(&args);
+        let user = flag_value(&args, "--user", "-u");
+        let service = flag_value(&args, "--service", "-n");
         let config = config_path_from_args(&args, None).unwrap_or_else(|| default_config_for_process(pid));
         let private_env = crate::facts::docker::PrivateEnv(read_environ(pid));
-        found.push(NativeCandidate { config, runner: NativeRunner { pid: Some(pid), user, found_by: format!("process {pid}"), private_env } });
+        found.push(NativeCandidate { config, runner: NativeRunner { pid: Some(pid), user, service, found_by: format!("process {pid}"), private_env } });
     }
     found
 }
@@ -133,13 +134,14 @@ fn default_config_for_process(pid: u32) -> PathBuf {
     }
 }
 
-fn user_flag(args: &[String]) -> Option<String> {
+/// The value of a flag given as `--name value`, `--name=value`, `-n value` or `-n=value`.
+fn flag_value(args: &[String], long: &str, short: &str) -> Option<String> {
     let mut words = args.iter();
     while let Some(word) = words.next() {
-        if let Some(value) = word.strip_prefix("--user=").or_else(|| word.strip_prefix("-u=")) {
+        if let Some(value) = word.strip_prefix(&format!("{long}=")).or_else(|| word.strip_prefix(&format!("{short}="))) {
             return Some(value.to_string());
         }
-        if word == "--user" || word == "-u" {
+        if word == long || word == short {
             return words.next().cloned();
         }
     }
@@ -155,8 +157,10 @@ fn from_unit_file(path: &Path) -> Option<NativeCandidate> {
         return None;
     }
     let config = config_path_from_args(&args, None).unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let user = user_flag(&args);
-    Some(NativeCandidate { config, runner: NativeRunner { pid: None, user, found_by: format!("unit {}", path.display()), private_env: Default::default() } })
+    let user = flag_value(&args, "--user", "-u");
+    let unit_name = path.file_stem().map(|stem| stem.to_string_lossy().to_string());
+    let service = flag_value(&args, "--service", "-n").or(unit_name);
+    Some(NativeCandidate { config, runner: NativeRunner { pid: None, user, service, found_by: format!("unit {}", path.display()), private_env: Default::default() } })
 }
 
 #[cfg(test)]
@@ -187,5 +191,6 @@ mod tests {
         let candidate = from_unit_file(&unit).unwrap();
         assert_eq!(candidate.config, PathBuf::from("/etc/gitlab-runner/config.toml"));
         assert_eq!(candidate.runner.user.as_deref(), Some("gitlab-runner"));
+        assert_eq!(candidate.runner.service.as_deref(), Some("gitlab-runner"));
     }
 }

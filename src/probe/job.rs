@@ -159,7 +159,7 @@ async fn probe_view(
                 .await;
                 remove(client, &name).await;
                 return match result {
-                    Ok(Ok((probes, _))) => (JobAccess::Probe { container: name, image: image.clone() }, probes),
+                    Ok(Ok((probes, _, _))) => (JobAccess::Probe { container: name, image: image.clone() }, probes),
                     Ok(Err(message)) => (JobAccess::Unavailable { reason: message }, Vec::new()),
                     Err(_) => (JobAccess::Unavailable { reason: "the job probe did not finish before the run's deadline".into() }, Vec::new()),
                 };

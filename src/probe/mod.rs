@@ -11,6 +11,7 @@ pub mod http;
 pub mod job;
 pub mod netns;
 pub mod resolve;
+pub mod tls;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::facts::probe::{
-    Connection, Probes, Resolution, SocketProbe, SocketState, TokenOutcome, TokenProbe, UrlProbe, ViewAccess, ViewFact,
+    CaFile, CaFileState, CandidateCa, Connection, Probes, Resolution, SocketProbe, SocketState, TlsOutcome, TlsProbe, TlsVerdict,
+    TokenOutcome, TokenProbe, UrlProbe, ViewAccess, ViewFact,
 };
 use crate::facts::{Facts, RunnerKind};
 use crate::secret::Secret;
@@ -45,10 +47,23 @@ pub(crate) struct Plan {
     pub(crate) urls: BTreeMap<String, Vec<String>>,
     /// Entry index, its URL and its token.
     pub(crate) tokens: Vec<(usize, String, Secret)>,
+    /// HTTPS entries whose certificate chain is judged.
+    pub(crate) tls: Vec<TlsEntry>,
     pub(crate) system_id: Option<String>,
     /// The runner's own root directory, where the CA files of `urls` are read: the runner
     /// hands its CA to job containers too, so job-view probes trust the same files.
     pub(crate) ca_root: std::path::PathBuf,
+}
+
+/// One `[[runners]]` entry with an `https://` URL, and where its runner looks for CA files.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsEntry {
+    entry: usize,
+    url: String,
+    /// `tls-ca-file` when set.
+    ca_file: Option<String>,
+    /// The directory of `config.toml`, whose `certs/` the runner reads.
+    config_dir: String,
 }
 
 /// Runs every probe of every runner concurrently, finishing by `deadline`.
@@ -89,9 +104,10 @@ pub async fn run(facts: &Facts, timeout: Duration, deadline: Instant) -> Probes 
         sessions.push(run_session(pid, plan, files, timeout, deadline));
     }
 
-    for (urls, tokens) in join_all(sessions).await {
+    for (urls, tokens, tls) in join_all(sessions).await {
         probes.urls.extend(urls);
         probes.tokens.extend(tokens);
+        probes.tls.extend(tls);
     }
     probes
 }
@@ -141,6 +157,14 @@ fn plan(facts: &Facts, runner: usize) -> Plan {
             continue;
         }
         plan.urls.entry(url.clone()).or_default().extend(runner_cas(&config_dir, entry, &url));
+        if url.starts_with("https://") {
+            plan.tls.push(TlsEntry {
+                entry: entry.index,
+                url: url.clone(),
+                ca_file: entry.keys.str("tls-ca-file").filter(|path| !path.is_empty()).map(str::to_string),
+                config_dir: config_dir.to_string_lossy().to_string(),
+            });
+        }
         if let Some(token) = entry.keys.secret("token") {
             plan.tokens.push((entry.index, url, token.clone()));
         }
@@ -157,10 +181,11 @@ fn plan(facts: &Facts, runner: usize) -> Plan {
 }
 
 /// Runs a plan inside the namespace of `pid`, or on this host when `pid` is `None`.
-async fn run_session(pid: Option<u32>, plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> (Vec<UrlProbe>, Vec<TokenProbe>) {
+async fn run_session(pid: Option<u32>, plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> SessionResult {
     let runner = plan.runner;
     let urls: Vec<String> = plan.urls.keys().cloned().collect();
     let tokens = plan.tokens.clone();
+    let tls_entries = plan.tls.clone();
 
     let result = match pid {
         Some(pid) => {
@@ -186,9 +211,20 @@ async fn run_session(pid: Option<u32>, plan: Plan, files: ViewFiles, timeout: Du
                 .iter()
                 .map(|(entry, _, _)| TokenProbe { runner, entry: *entry, outcome: TokenOutcome::Failed { message: message.clone() } })
                 .collect();
-            (url_probes, token_probes)
+            let tls_probes = tls_entries
+                .iter()
+                .map(|entry| TlsProbe { runner, entry: entry.entry, url: entry.url.clone(), host: host_of(&entry.url), outcome: TlsOutcome::NoHandshake { message: message.clone() } })
+                .collect();
+            (url_probes, token_probes, tls_probes)
         }
     }
+}
+
+/// URL probes, token verifications and certificate verdicts of one session.
+pub(crate) type SessionResult = (Vec<UrlProbe>, Vec<TokenProbe>, Vec<TlsProbe>);
+
+fn host_of(url: &str) -> String {
+    url::Url::parse(url).ok().and_then(|parsed| parsed.host_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn failed_url_probe(runner: usize, url: &str, message: &str) -> UrlProbe {
@@ -206,17 +242,22 @@ fn failed_url_probe(runner: usize, url: &str, message: &str) -> UrlProbe {
 
 /// Probes every URL of the plan concurrently, then verifies each token whose URL answered
 /// like GitLab.
-pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> (Vec<UrlProbe>, Vec<TokenProbe>) {
+pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> SessionResult {
     let probes = join_all(plan.urls.iter().map(|(url, cas)| probe_url(plan.runner, url, cas, &plan.ca_root, &files, timeout, deadline))).await;
 
     let mut clients = BTreeMap::new();
+    let mut chains = BTreeMap::new();
     let mut url_probes = Vec::new();
-    for (probe, client) in probes {
+    for (probe, client, chain) in probes {
         if let Some(client) = client {
             clients.insert(probe.url.clone(), client);
         }
+        if let Some(chain) = chain {
+            chains.insert(probe.url.clone(), chain);
+        }
         url_probes.push(probe);
     }
+    let tls_probes = plan.tls.iter().map(|entry| judge_tls(plan.runner, entry, chains.get(&entry.url), &plan.ca_root, &files)).collect();
 
     let verifications = plan.tokens.iter().map(|(entry, url, token)| {
         let probe = url_probes.iter().find(|probe| &probe.url == url);
@@ -234,14 +275,89 @@ pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, dea
         }
     });
     let token_probes = join_all(verifications).await;
-    (url_probes, token_probes)
+    (url_probes, token_probes, tls_probes)
+}
+
+/// Judges the chain presented at `entry`'s URL with the trust that entry's runner uses, and with
+/// every other CA file in the runner's `certs/` directory. CA files are read below `ca_root`,
+/// the runner's own root directory.
+fn judge_tls(runner: usize, entry: &TlsEntry, chain: Option<&Result<Vec<rustls_pki_types::CertificateDer<'static>>, String>>, ca_root: &Path, files: &ViewFiles) -> TlsProbe {
+    let host = host_of(&entry.url);
+    let mut probe = TlsProbe { runner, entry: entry.entry, url: crate::secret::redact_url(&entry.url), host: host.clone(), outcome: TlsOutcome::NoHandshake { message: "the URL was not reached".into() } };
+    let chain = match chain {
+        Some(Ok(chain)) => chain,
+        Some(Err(message)) => {
+            probe.outcome = TlsOutcome::NoHandshake { message: message.clone() };
+            return probe;
+        }
+        None => return probe,
+    };
+    let now = rustls_pki_types::UnixTime::now();
+    let certs_dir = format!("{}/certs", entry.config_dir.trim_end_matches('/'));
+
+    // The runner adds `tls-ca-file`, or else `certs/<host>.crt`, to the system bundle.
+    let (ca_path, configured) = match &entry.ca_file {
+        Some(path) => (path.clone(), true),
+        None => (format!("{certs_dir}/{host}.crt"), false),
+    };
+    let (ca_state, ca_certificates) = read_ca_file(ca_root, &ca_path);
+    let mut roots = files.roots.clone();
+    roots.extend(ca_certificates);
+    let verdict = tls::verify(chain, &roots, &host, now);
+
+    let mut candidates = Vec::new();
+    if verdict != TlsVerdict::Trusted {
+        for path in ca_files_in(ca_root, &certs_dir).into_iter().filter(|path| *path != ca_path) {
+            let (_, certificates) = read_ca_file(ca_root, &path);
+            if certificates.is_empty() {
+                continue;
+            }
+            let mut roots = files.roots.clone();
+            roots.extend(certificates);
+            candidates.push(CandidateCa { verdict: tls::verify(chain, &roots, &host, now), path });
+        }
+    }
+    probe.outcome = TlsOutcome::Presented {
+        chain: tls::describe(chain),
+        verdict,
+        roots_source: files.roots_source.clone(),
+        ca_file: CaFile { path: ca_path, configured, state: ca_state },
+        candidates,
+    };
+    probe
+}
+
+/// Reads a PEM CA file at `path` as the runner sees it, below `ca_root`.
+fn read_ca_file(ca_root: &Path, path: &str) -> (CaFileState, Vec<rustls_pki_types::CertificateDer<'static>>) {
+    match std::fs::read(ca_root.join(path.trim_start_matches('/'))) {
+        Ok(bytes) => {
+            let certificates = view::parse_pem_certificates(&bytes);
+            let state = if certificates.is_empty() { CaFileState::NoCertificates } else { CaFileState::Loaded { certificates: certificates.len() } };
+            (state, certificates)
+        }
+        Err(_) => (CaFileState::Missing, Vec::new()),
+    }
+}
+
+/// Lists the PEM files (`*.crt`, `*.pem`) in `dir` below `ca_root`, except client certificates
+/// (`*.auth.crt`), sorted by name.
+fn ca_files_in(ca_root: &Path, dir: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(ca_root.join(dir.trim_start_matches('/'))) else { return Vec::new() };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_string))
+        .filter(|name| (name.ends_with(".crt") || name.ends_with(".pem")) && !name.ends_with(".auth.crt"))
+        .map(|name| format!("{dir}/{name}"))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Looks up, connects to and asks one URL, within one time limit.
-async fn probe_url(runner: usize, url: &str, cas: &[String], ca_root: &Path, files: &ViewFiles, timeout: Duration, deadline: Instant) -> (UrlProbe, Option<http::Client>) {
+async fn probe_url(runner: usize, url: &str, cas: &[String], ca_root: &Path, files: &ViewFiles, timeout: Duration, deadline: Instant) -> UrlOutcome {
     let deadline = (Instant::now() + timeout).min(deadline);
     let Ok(parsed) = url::Url::parse(url) else {
-        return (failed_url_probe(runner, url, "not a valid URL"), None);
+        return (failed_url_probe(runner, url, "not a valid URL"), None, None);
     };
     let host = parsed.host_str().unwrap_or_default().to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
@@ -265,14 +381,14 @@ async fn probe_url(runner: usize, url: &str, cas: &[String], ca_root: &Path, fil
         .map(|address| SocketAddr::new(address, port))
         .collect();
     if addresses.is_empty() {
-        return (probe, None);
+        return (probe, None, None);
     }
 
     let connection = http::connect(&addresses, deadline).await;
     let open = matches!(connection, Connection::Open { .. });
     probe.connection = Some(connection);
     if !open {
-        return (probe, None);
+        return (probe, None, None);
     }
 
     let mut roots = files.roots.clone();
@@ -285,12 +401,23 @@ async fn probe_url(runner: usize, url: &str, cas: &[String], ca_root: &Path, fil
         Ok(client) => client,
         Err(message) => {
             probe.http = Some(crate::facts::probe::HttpResult::Failed { message });
-            return (probe, None);
+            return (probe, None, None);
         }
     };
-    probe.http = Some(client.probe_api(&api_base(url), deadline).await);
-    (probe, Some(client))
+
+    // The chain is recorded on a connection of its own, beside the API request, so that a
+    // certificate the runner rejects can still be explained.
+    let chain = async {
+        if parsed.scheme() == "https" { Some(tls::fetch_chain(addresses[0], &host, deadline).await) } else { None }
+    };
+    let base = api_base(url);
+    let (http, chain) = tokio::join!(client.probe_api(&base, deadline), chain);
+    probe.http = Some(http);
+    (probe, Some(client), chain)
 }
+
+/// A URL probe, its HTTP client when it connected, and the certificate chain of an HTTPS URL.
+type UrlOutcome = (UrlProbe, Option<http::Client>, Option<Result<Vec<rustls_pki_types::CertificateDer<'static>>, String>>);
 
 /// The base the runner builds API URLs from: `url` without a trailing slash or legacy `/ci`.
 pub fn api_base(url: &str) -> String {

@@ -59,7 +59,8 @@ pub fn render(report: &Report, style: Style) -> String {
             let _ = writeln!(out);
         }
         first = false;
-        let _ = writeln!(out, "{}", style.heading(heading));
+        let title = if heading == "GitLab" { gitlab_heading(facts) } else { heading.to_string() };
+        let _ = writeln!(out, "{}", style.heading(&title));
         for finding in in_group {
             write_finding(&mut out, finding, style, "  ");
         }
@@ -107,6 +108,15 @@ pub fn render(report: &Report, style: Style) -> String {
 }
 
 /// The heading a finding without a runner goes under.
+/// Names the GitLab project the scheduling findings are about, and where its GitLab came from.
+fn gitlab_heading(facts: &Facts) -> String {
+    match (&facts.gitlab.project_ref, &facts.gitlab.target) {
+        (Some(project), Some(target)) => format!("GitLab project `{}` at {} ({})", project.id_or_path, target.url, target.source.describe()),
+        (Some(project), None) => format!("GitLab project `{}`", project.id_or_path),
+        _ => "GitLab".to_string(),
+    }
+}
+
 fn group_of(check: &str) -> &'static str {
     match crate::checks::area(check) {
         "gitlab" | "scheduling" | "tls" => "GitLab",

@@ -50,22 +50,34 @@ impl Base {
     }
 }
 
-/// Builds the busybox and standin images when they are missing (and the
-/// standin image when its binary changed). Runs once per process. A lock
-/// file keeps concurrent test processes from building at the same time.
+/// Builds the busybox and standin images when they are missing, and the
+/// standin image when it holds another `gitlab-standin` binary than this
+/// process's. The binary is built once per process; the images are checked
+/// on every call, because test processes of another checkout that share this
+/// Docker Engine put their own binary into the same image name. A lock file
+/// keeps concurrent test processes from building at the same time.
 pub fn ensure_images() -> anyhow::Result<()> {
-    static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
-    RESULT
-        .get_or_init(|| build_images().map_err(|error| format!("{error:#}")))
+    static BINARY: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
+    let (binary, hash) = BINARY
+        .get_or_init(|| standin_binary_and_hash().map_err(|error| format!("{error:#}")))
         .clone()
-        .map_err(|message| anyhow::anyhow!("failed to prepare the test bed images: {message}"))
+        .map_err(|message| anyhow::anyhow!("failed to prepare the test bed images: {message}"))?;
+    let images = || -> anyhow::Result<()> {
+        let _lock = FileLock::acquire("ci-doctor-testbed-images.lock")?;
+        ensure_busybox_image()?;
+        ensure_standin_image(&binary, &hash)
+    };
+    images().map_err(|error| anyhow::anyhow!("failed to prepare the test bed images: {error:#}"))
 }
 
-fn build_images() -> anyhow::Result<()> {
-    let _lock = FileLock::acquire("ci-doctor-testbed-images.lock")?;
-    ensure_busybox_image()?;
-    let binary = standin_binary()?;
-    ensure_standin_image(&binary)
+fn standin_binary_and_hash() -> anyhow::Result<(PathBuf, String)> {
+    let binary = {
+        let _lock = FileLock::acquire("ci-doctor-testbed-images.lock")?;
+        standin_binary()?
+    };
+    let contents =
+        std::fs::read(&binary).with_context(|| format!("failed to read {}", binary.display()))?;
+    Ok((binary, format!("{:016x}", fnv1a64(&contents))))
 }
 
 fn ensure_busybox_image() -> anyhow::Result<()> {
@@ -90,16 +102,15 @@ fn ensure_busybox_image() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ensure_standin_image(binary: &Path) -> anyhow::Result<()> {
-    let contents =
-        std::fs::read(binary).with_context(|| format!("failed to read {}", binary.display()))?;
-    let hash = format!("{:016x}", fnv1a64(&contents));
+fn ensure_standin_image(binary: &Path, hash: &str) -> anyhow::Result<()> {
     let existing = inspect("image", STANDIN_IMAGE)?;
     if let Some(image) = &existing
-        && image["Config"]["Labels"][STANDIN_HASH_LABEL] == hash.as_str()
+        && image["Config"]["Labels"][STANDIN_HASH_LABEL] == hash
     {
         return Ok(());
     }
+    let contents =
+        std::fs::read(binary).with_context(|| format!("failed to read {}", binary.display()))?;
     let archive = busybox_root_fs(&[("bin/gitlab-standin", &contents)])?;
     docker_with_input(
         &[

@@ -33,6 +33,9 @@ pub struct State {
     pub registration_tokens: Vec<String>,
     pub projects: Vec<Project>,
     pub jobs: Vec<Job>,
+    /// Paths answered with a redirect instead of their usual answer, as a
+    /// GitLab behind a moved domain or a proxy answers.
+    pub redirects: Vec<Redirect>,
 }
 
 impl Default for State {
@@ -49,6 +52,7 @@ impl Default for State {
             registration_tokens: Vec::new(),
             projects: Vec::new(),
             jobs: Vec::new(),
+            redirects: Vec::new(),
         }
     }
 }
@@ -84,6 +88,17 @@ impl State {
     pub fn runner(&self, id: u64) -> Option<&Runner> {
         self.runners.iter().find(|runner| runner.id == id)
     }
+}
+
+/// A redirect: requests whose path starts with `from` get `301 Moved
+/// Permanently` with `Location: <to><path><?query>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    /// Path prefix, for example `/api/v4/projects`.
+    pub from: String,
+    /// Base URL the request is sent to, for example `https://gitlab.example.test`.
+    pub to: String,
 }
 
 /// A GitLab user that personal access tokens belong to.
@@ -255,6 +270,8 @@ pub struct Runner {
     /// Runner authentication token, the `token` of `[[runners]]` in
     /// `config.toml` (`glrt-...` for runners created in the UI).
     pub token: String,
+    /// Expiry time of the token (ISO 8601, UTC). From that time on,
+    /// `POST /runners/verify` rejects the token with 403.
     #[serde(default)]
     pub token_expires_at: Option<String>,
     #[serde(default = "default_runner_status")]

@@ -798,3 +798,95 @@ async fn https_rejects_name_not_in_certificate() {
         "no request may reach the server"
     );
 }
+
+#[tokio::test]
+async fn redirect_answers_before_any_route() {
+    let mut state = scenario_state();
+    state.redirects = vec![ci_doctor_testbed::state::Redirect {
+        from: "/api/v4/projects".to_owned(),
+        to: "http://gitlab.moved.example.test/".to_owned(),
+    }];
+    let server = start(state).await;
+    let client = client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!(
+            "{}/api/v4/projects/10/jobs?scope[]=pending",
+            server.base
+        ))
+        .header("PRIVATE-TOKEN", ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        response.headers()["location"],
+        "http://gitlab.moved.example.test/api/v4/projects/10/jobs?scope[]=pending"
+    );
+
+    // Other paths keep their usual answers.
+    let version = server.get("/api/v4/version").send().await.unwrap();
+    assert_eq!(version.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn verify_rejects_expired_runner_token() {
+    let mut state = scenario_state();
+    state.runners.push(Runner {
+        token_expires_at: Some("2001-01-01T00:00:00.000Z".to_owned()),
+        ..Runner::new(9, "glrt-expired-runner-token")
+    });
+    state.runners.push(Runner {
+        token_expires_at: Some("2999-01-01T00:00:00.000Z".to_owned()),
+        ..Runner::new(10, "glrt-current-runner-token")
+    });
+    let server = start(state).await;
+    for (token, expected) in [
+        ("glrt-expired-runner-token", StatusCode::FORBIDDEN),
+        ("glrt-current-runner-token", StatusCode::OK),
+    ] {
+        let response = server
+            .post("/api/v4/runners/verify")
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{token}");
+    }
+}
+
+#[test]
+fn expired_server_certificate_ends_in_2021() {
+    use ci_doctor_testbed::standin::{ServerCertOptions, test_ca_and_server_cert_with};
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerCertOptions { expired: true };
+    let certificates =
+        test_ca_and_server_cert_with(dir.path(), &["gitlab.example.test"], options).unwrap();
+    let server = CertificateDer::from_pem_file(&certificates.server_cert).unwrap();
+    let ca = CertificateDer::from_pem_slice(certificates.ca_pem.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .unwrap();
+    use rustls::client::danger::ServerCertVerifier as _;
+    let name = rustls_pki_types::ServerName::try_from("gitlab.example.test").unwrap();
+    let error = verifier
+        .verify_server_cert(&server, &[], &name, &[], rustls_pki_types::UnixTime::now())
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext { .. })
+                | rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
+        ),
+        "{error:?}"
+    );
+}

@@ -307,3 +307,72 @@ pub fn build_c01(bed: &ci_doctor_testbed::Bed, token: &str) -> anyhow::Result<(s
         .start()?;
     Ok((config.join("config.toml"), job_dns))
 }
+
+
+/// A stand-in GitLab served in this test process on loopback, with its request log.
+pub struct LocalGitLab {
+    /// Plain HTTP address.
+    pub http: std::net::SocketAddr,
+    /// HTTPS address, when HTTPS was asked for.
+    pub https: Option<std::net::SocketAddr>,
+    /// The test CA's certificate (PEM file), when HTTPS was asked for.
+    pub ca_file: Option<PathBuf>,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalGitLab {
+    /// `http://<address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    pub fn requests(&self) -> Vec<ci_doctor_testbed::LoggedRequest> {
+        ci_doctor_testbed::read_request_log(&self.log).unwrap_or_default()
+    }
+}
+
+/// Serves `state` on `ip` (a loopback address), and HTTPS with a test CA's certificate for
+/// `https_names` when given. The server runs on its own thread until the test process ends.
+pub fn local_gitlab(state: State, ip: &str, https: Option<(&[&str], ci_doctor_testbed::standin::ServerCertOptions)>) -> LocalGitLab {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("requests.jsonl");
+    let tls = https.map(|(names, options)| {
+        let certificates = ci_doctor_testbed::standin::test_ca_and_server_cert_with(&dir.path().join("tls"), names, options).expect("certificates");
+        let config = ci_doctor_testbed::standin::load_tls_config(&certificates.server_cert, &certificates.server_key).expect("TLS config");
+        (certificates.ca_cert, config)
+    });
+    let standin = ci_doctor_testbed::Standin::with_request_log(state, &log).expect("stand-in");
+
+    let http = std::net::TcpListener::bind(format!("{ip}:0")).expect("bind http");
+    let https_listener = tls.as_ref().map(|_| std::net::TcpListener::bind(format!("{ip}:0")).expect("bind https"));
+    let http_address = http.local_addr().unwrap();
+    let https_address = https_listener.as_ref().map(|listener| listener.local_addr().unwrap());
+    let ca_file = tls.as_ref().map(|(ca, _)| ca.clone());
+    let config = tls.map(|(_, config)| config);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            http.set_nonblocking(true).unwrap();
+            let http = tokio::net::TcpListener::from_std(http).unwrap();
+            let tls = match (https_listener, config) {
+                (Some(listener), Some(config)) => {
+                    listener.set_nonblocking(true).unwrap();
+                    Some(ci_doctor_testbed::standin::TlsListener { listener: tokio::net::TcpListener::from_std(listener).unwrap(), config })
+                }
+                _ => None,
+            };
+            let _ = standin.serve(http, tls).await;
+        });
+    });
+    LocalGitLab { http: http_address, https: https_address, ca_file, log, _dir: dir }
+}
+
+/// Writes `config` to a fresh directory (mode 0600) and returns the directory and the file.
+pub fn config_file(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).expect("config written");
+    set_mode(&path, 0o600);
+    (dir, path)
+}

@@ -145,10 +145,13 @@ fn judge_probe(context: &Context, probe: &UrlProbe, access: &ViewAccess, host: &
             format!("connection to `{address}` ({host}) fails {place}: {message}"),
             "the runner cannot contact GitLab, so it takes no jobs",
         ),
-        (_, _, Some(HttpResult::Tls { message })) => problem(
-            format!("TLS with `{url}` fails {place}: {message}"),
-            "the runner rejects GitLab's certificate, so every request fails with an x509 error",
-        ),
+        // The network works; why the certificate is rejected is `tls.trust`'s finding.
+        (_, _, Some(HttpResult::Tls { message })) => {
+            return Finding::new(id, Status::Skipped, format!("`{url}` accepts connections {place}, but TLS fails, so the API was not asked (`tls.trust` explains the certificate)"))
+                .evidence(describe_probe(probe))
+                .evidence(message.clone())
+                .basis(basis);
+        }
         (_, _, Some(HttpResult::TimedOut)) => {
             return problem(
                 format!("`{url}` accepts connections {place} but sends no answer within {} s", context.facts.settings.timeout_secs),

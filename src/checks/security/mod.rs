@@ -1,3 +1,4 @@
 //! Checks of what jobs may do to the host.
 
 pub mod privileged;
+pub mod runner_groups;

@@ -12,8 +12,8 @@ use crate::dns::DnsRecord;
 use crate::docker::{docker, docker_output, inspect};
 use crate::images::{self, Base};
 use crate::standin::{
-    LoggedRequest, REQUEST_LOG_FILE_NAME, TestCertificates, read_request_log,
-    test_ca_and_server_cert,
+    LoggedRequest, REQUEST_LOG_FILE_NAME, ServerCertOptions, TestCertificates, read_request_log,
+    test_ca_and_server_cert_with,
 };
 use crate::state::State;
 
@@ -52,6 +52,7 @@ enum Role {
     Standin {
         state: Box<State>,
         https_names: Vec<String>,
+        certificate: ServerCertOptions,
     },
     Dns {
         records: Vec<DnsRecord>,
@@ -285,6 +286,7 @@ impl<'b> ContainerBuilder<'b> {
         self.role = Role::Standin {
             state: Box::new(state.clone()),
             https_names: Vec::new(),
+            certificate: ServerCertOptions::default(),
         };
         self.use_standin_base();
         self
@@ -296,6 +298,16 @@ impl<'b> ContainerBuilder<'b> {
     pub fn https(mut self, names: &[&str]) -> Self {
         if let Role::Standin { https_names, .. } = &mut self.role {
             *https_names = names.iter().map(|name| (*name).to_owned()).collect();
+        }
+        self
+    }
+
+    /// Like [`Self::https`], with a server certificate shaped by `options`
+    /// (for example an expired one).
+    pub fn https_with(mut self, names: &[&str], options: ServerCertOptions) -> Self {
+        self = self.https(names);
+        if let Role::Standin { certificate, .. } = &mut self.role {
+            *certificate = options;
         }
         self
     }
@@ -417,7 +429,11 @@ impl<'b> ContainerBuilder<'b> {
         };
         match &self.role {
             Role::Plain => Ok((None, None)),
-            Role::Standin { state, https_names } => {
+            Role::Standin {
+                state,
+                https_names,
+                certificate,
+            } => {
                 let dir = role_dir()?;
                 state.save(&dir.join("state.json"))?;
                 let mut command: Vec<String> = [
@@ -435,7 +451,11 @@ impl<'b> ContainerBuilder<'b> {
                 let mut tls = None;
                 if !https_names.is_empty() {
                     let names: Vec<&str> = https_names.iter().map(String::as_str).collect();
-                    tls = Some(test_ca_and_server_cert(&dir.join("tls"), &names)?);
+                    tls = Some(test_ca_and_server_cert_with(
+                        &dir.join("tls"),
+                        &names,
+                        *certificate,
+                    )?);
                     command.extend(
                         [
                             "--tls-cert",

@@ -97,6 +97,18 @@ fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
 
 /// Routes one request and returns the response.
 pub(crate) fn route(state: &mut State, request: &ApiRequest<'_>) -> Reply {
+    if let Some(redirect) = state
+        .redirects
+        .iter()
+        .find(|redirect| request.path.starts_with(&redirect.from))
+    {
+        let mut location = format!("{}{}", redirect.to.trim_end_matches('/'), request.path);
+        if !request.query.is_empty() {
+            location.push('?');
+            location.push_str(request.query);
+        }
+        return Reply::empty(StatusCode::MOVED_PERMANENTLY).with_header("location", location);
+    }
     let path = request.path.trim_start_matches('/');
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
@@ -514,6 +526,14 @@ fn verify_runner(state: &State, request: &ApiRequest<'_>) -> Reply {
     let Some(runner) = state.runners.iter().find(|runner| runner.token == token) else {
         return Reply::forbidden();
     };
+    // ISO 8601 times in UTC compare correctly as text.
+    if runner
+        .token_expires_at
+        .as_deref()
+        .is_some_and(|expires_at| expires_at <= clock::now_rfc3339().as_str())
+    {
+        return Reply::forbidden();
+    }
     if runner.orphaned {
         return Reply::message(StatusCode::UNPROCESSABLE_ENTITY, "Runner is orphaned");
     }

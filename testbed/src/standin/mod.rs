@@ -27,7 +27,10 @@ pub use request_log::{
     CREDENTIAL_HEADERS, Credential, LoggedRequest, REQUEST_LOG_FILE_NAME, RequestLog,
     read_request_log,
 };
-pub use tls::{TestCertificates, load_tls_config, test_ca_and_server_cert};
+pub use tls::{
+    ServerCertOptions, TestCertificates, load_tls_config, test_ca_and_server_cert,
+    test_ca_and_server_cert_with,
+};
 
 use crate::clock;
 use crate::state::State;

@@ -50,10 +50,26 @@ pub struct TestCertificates {
     pub ca_pem: String,
 }
 
+/// Variations of the server certificate, for tests of certificate checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCertOptions {
+    /// Valid only during 2020 (UTC), so it has expired.
+    pub expired: bool,
+}
+
 /// Generates a test CA and a server certificate for `names` (DNS names or IP
 /// addresses, the first also used as common name) and writes `ca.pem`,
 /// `server.pem` and `server-key.pem` into `dir`.
 pub fn test_ca_and_server_cert(dir: &Path, names: &[&str]) -> anyhow::Result<TestCertificates> {
+    test_ca_and_server_cert_with(dir, names, ServerCertOptions::default())
+}
+
+/// Like [`test_ca_and_server_cert`], with a server certificate shaped by `options`.
+pub fn test_ca_and_server_cert_with(
+    dir: &Path,
+    names: &[&str],
+    options: ServerCertOptions,
+) -> anyhow::Result<TestCertificates> {
     let Some(first_name) = names.first() else {
         anyhow::bail!("a server certificate needs at least one name");
     };
@@ -81,6 +97,10 @@ pub fn test_ca_and_server_cert(dir: &Path, names: &[&str]) -> anyhow::Result<Tes
         .push(DnType::CommonName, *first_name);
     server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    if options.expired {
+        server_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        server_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
     let server_key = KeyPair::generate()?;
     let server_cert = server_params.signed_by(&server_key, &issuer)?;
 

@@ -1,0 +1,3 @@
+//! Checks of GitLab's TLS certificate as the runners see it.
+
+pub mod trust;
