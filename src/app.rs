@@ -184,9 +184,10 @@ fn diagnose(mut args: DiagnoseArgs, matches: &ArgMatches) -> anyhow::Result<u8> 
         ci_file: args.ci_file.clone(),
     };
     let started = Instant::now();
-    let _progress = crate::progress::display(std::io::stderr().is_terminal() && !args.format.is_machine_readable());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let progress = crate::progress::display(args.format);
     let facts = runtime.block_on(crate::gather::gather(&options));
+    drop(progress);
     if let Some(message) = facts.missing_inputs.first() {
         anyhow::bail!("{message}");
     }

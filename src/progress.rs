@@ -6,11 +6,14 @@
 //! oldest wait with `indicatif`. It is started only when stderr is a terminal and the report
 //! is for people, so pipes, files and machine-readable formats never get any of it.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::Format;
 
 /// How long a wait stays unseen: short probes finish without a line flashing by.
 pub const THRESHOLD: Duration = Duration::from_millis(500);
@@ -73,9 +76,10 @@ pub struct Display {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Starts drawing when `enabled` (stderr is a terminal and the format is for people).
-pub fn display(enabled: bool) -> Option<Display> {
-    if !enabled {
+/// Starts drawing when stderr is a terminal and `format` is for people. Drop the display
+/// before writing the report, so that the line is cleared first.
+pub fn display(format: Format) -> Option<Display> {
+    if !std::io::stderr().is_terminal() || format.is_machine_readable() {
         return None;
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -88,6 +92,7 @@ impl Drop for Display {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -117,7 +122,7 @@ fn draw_until(stop: &AtomicBool) {
             shown.tick();
         }
         drop(bar);
-        std::thread::sleep(TICK);
+        std::thread::park_timeout(TICK);
     }
     if let Some(shown) = current_bar().take() {
         shown.finish_and_clear();

@@ -96,7 +96,9 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
 
     // Check again with fresh facts: only the second look says whether a fix worked.
     let started = Instant::now();
+    let progress = crate::progress::display(args.format);
     let after_facts = crate::gather::gather(options).await;
+    drop(progress);
     let (after, after_ignored) = policy.apply(&after_facts, checks::run(&after_facts, selection));
     for file in plan.files.iter().filter(|file| file.changes_anything()) {
         for index in &file.included {

@@ -115,7 +115,7 @@ pub(crate) fn group_of(check: &str) -> &'static str {
 }
 
 /// The heading of runner `index`: its container or host install, and its config file.
-pub(crate) fn runner_heading(facts: &Facts, index: usize) -> String {
+pub fn runner_heading(facts: &Facts, index: usize) -> String {
     let runner = &facts.runners[index];
     let config = runner.config.display_path();
     match &runner.kind {
