@@ -223,7 +223,7 @@ pub fn render_report(report: &Report, format: Format, style: render::human::Styl
     }
 }
 
-/// The name of `format` as `--format` takes it.
+/// Returns the name of `format` as `--format` takes it.
 fn format_name(format: Format) -> String {
     use clap::ValueEnum;
     format.to_possible_value().map(|value| value.get_name().to_string()).unwrap_or_default()

@@ -30,7 +30,7 @@ pub fn write(dir: &Path) -> anyhow::Result<Vec<Page>> {
     Ok(pages)
 }
 
-/// The file name of a check's page.
+/// Returns the file name of a check's page.
 pub fn page_name(id: &str) -> String {
     format!("{id}.md")
 }
@@ -44,7 +44,7 @@ pub fn pages() -> Vec<Page> {
     pages
 }
 
-/// The areas in registry order, each once.
+/// Lists the areas in registry order, each once.
 fn areas() -> Vec<&'static str> {
     let mut areas: Vec<&str> = Vec::new();
     for check in CHECKS {
@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_check_has_a_page_and_an_index_row() {
+    fn index_lists_every_check_page() {
         let pages = pages();
         let index = &pages[0];
         assert_eq!(index.name, INDEX);

@@ -127,7 +127,7 @@ pub struct Downgrade {
     pub from: Status,
     /// The rule's `reason`.
     pub reason: String,
-    /// Where the rule is, for example ``` `[[downgrade]]` 1 in `/srv/app/.ci-doctor.toml` ```.
+    /// Location of the rule, for example ``` `[[downgrade]]` 1 in `/srv/app/.ci-doctor.toml` ```.
     pub rule: String,
 }
 

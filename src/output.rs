@@ -1,4 +1,4 @@
-//! Where the report goes: stdout, or the file named with `--output`.
+//! The report's destination: stdout, or the file named with `--output`.
 //!
 //! The destination is chosen once per run. A file is created (or truncated) on the first
 //! write, so a run that fails before it has a report leaves no empty file behind.

@@ -68,11 +68,11 @@ pub struct Rule {
     /// `name`.
     pub runner: Option<String>,
     pub reason: String,
-    /// Where the rule is, for the report: ``` `[[ignore]]` 1 in `/srv/app/.ci-doctor.toml` ```.
+    /// Location of the rule, for the report: ``` `[[ignore]]` 1 in `/srv/app/.ci-doctor.toml` ```.
     pub origin: String,
 }
 
-/// What a rule does to the findings it matches.
+/// Effect of a rule on the findings it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Removes the finding from the exit status; the report lists it with the reason.
@@ -86,7 +86,7 @@ pub enum Action {
 pub struct Ignored {
     pub finding: Finding,
     pub reason: String,
-    /// Where the rule is, as in [`Rule::origin`].
+    /// Location of the rule, as in [`Rule::origin`].
     pub rule: String,
 }
 
@@ -168,8 +168,8 @@ impl Policy {
 
     /// Parses and validates policy `text`, naming `path` in every error.
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Policy> {
-        let shown = path.display();
-        let raw: RawPolicy = toml::from_str(text).with_context(|| format!("invalid policy file `{shown}`"))?;
+        let file = path.display();
+        let raw: RawPolicy = toml::from_str(text).with_context(|| format!("invalid policy file `{file}`"))?;
 
         let defaults = Defaults {
             gitlab_url: raw.defaults.gitlab_url,
@@ -180,19 +180,19 @@ impl Policy {
         if let Some(timeout) = defaults.timeout
             && !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0)
         {
-            anyhow::bail!("invalid policy file `{shown}`: `[defaults] timeout = {timeout}` is not a number of seconds between 0 and 3600");
+            anyhow::bail!("invalid policy file `{file}`: `[defaults] timeout = {timeout}` is not a number of seconds between 0 and 3600");
         }
 
         let mut rules = Vec::new();
         for (index, rule) in raw.ignore.into_iter().enumerate() {
-            let origin = format!("`[[ignore]]` {} in `{shown}`", index + 1);
+            let origin = format!("`[[ignore]]` {} in `{file}`", index + 1);
             let line = line_of(text, rule.check.span());
             let check = validate_check(rule.check.into_inner(), &origin, line)?;
             let reason = validate_reason(rule.reason, &origin, line, &check)?;
             rules.push(Rule { action: Action::Ignore, check, runner: rule.runner, reason, origin });
         }
         for (index, rule) in raw.downgrade.into_iter().enumerate() {
-            let origin = format!("`[[downgrade]]` {} in `{shown}`", index + 1);
+            let origin = format!("`[[downgrade]]` {} in `{file}`", index + 1);
             let line = line_of(text, rule.check.span());
             let check = validate_check(rule.check.into_inner(), &origin, line)?;
             let to = match rule.to.get_ref().as_str() {
@@ -210,20 +210,21 @@ impl Policy {
         Ok(Policy { path: Some(path.to_path_buf()), defaults, rules })
     }
 
-    /// Fills the flags the command line left unset with the policy's defaults. `matches` tells
-    /// a value given on the command line (or in its environment variable) from a default.
+    /// Fills the flags the command line left unset with the policy's defaults. `matches`
+    /// separates a value given on the command line (or in its environment variable) from a
+    /// default.
     pub fn apply_defaults(&self, args: &mut DiagnoseArgs, matches: &ArgMatches) {
-        let given = |id: &str| matches.value_source(id).is_some_and(|source| source != ValueSource::DefaultValue);
+        let is_given = |id: &str| matches.value_source(id).is_some_and(|source| source != ValueSource::DefaultValue);
         if args.gitlab_url.is_none() {
             args.gitlab_url = self.defaults.gitlab_url.clone();
         }
         // Naming runners in either way on the command line replaces the policy's choice.
-        if !given("config") && !given("runner_container") {
+        if !is_given("config") && !is_given("runner_container") {
             args.config = self.defaults.config.clone();
             args.runner_container = self.defaults.runner_container.clone();
         }
         if let Some(timeout) = self.defaults.timeout
-            && !given("timeout")
+            && !is_given("timeout")
         {
             args.timeout = timeout;
         }
@@ -233,11 +234,11 @@ impl Policy {
     /// and the ones an ignore rule removed. Only errors, warnings and infos are affected; `ok`
     /// and `skipped` verdicts stay as they are.
     pub fn apply(&self, facts: &Facts, findings: Vec<Finding>) -> (Vec<Finding>, Vec<Ignored>) {
-        let mut kept = Vec::new();
+        let mut remaining = Vec::new();
         let mut ignored = Vec::new();
         for mut finding in findings {
             if !finding.status.is_problem() {
-                kept.push(finding);
+                remaining.push(finding);
                 continue;
             }
             let mut matching = self.rules.iter().filter(|rule| rule.matches(facts, &finding));
@@ -252,12 +253,12 @@ impl Policy {
                         finding.downgraded = Some(Downgrade { from: finding.status, reason: reason.clone(), rule: origin.clone() });
                         finding.status = *to;
                     }
-                    kept.push(finding);
+                    remaining.push(finding);
                 }
-                _ => kept.push(finding),
+                _ => remaining.push(finding),
             }
         }
-        (kept, ignored)
+        (remaining, ignored)
     }
 }
 
@@ -344,15 +345,18 @@ mod tests {
     fn rule_without_reason_is_rejected() {
         let error = error_of("[[ignore]]\ncheck = \"config.file-mode\"\n");
         assert!(error.contains("`[[ignore]]` 1 in `/srv/app/.ci-doctor.toml`"), "{error}");
-        assert!(error.contains("line 2") && error.contains("`reason` is missing"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("`reason` is missing"), "{error}");
         let error = error_of("[[downgrade]]\ncheck = \"network\"\nto = \"info\"\nreason = \"  \"\n");
-        assert!(error.contains("`[[downgrade]]` 1") && error.contains("`reason` is empty"), "{error}");
+        assert!(error.contains("`[[downgrade]]` 1"), "{error}");
+        assert!(error.contains("`reason` is empty"), "{error}");
     }
 
     #[test]
     fn unknown_key_is_named() {
         let error = error_of("[[ignore]]\ncheck = \"config.keys\"\nreason = \"x\"\nreson = \"y\"\n");
-        assert!(error.contains("/srv/app/.ci-doctor.toml") && error.contains("unknown field `reson`"), "{error}");
+        assert!(error.contains("/srv/app/.ci-doctor.toml"), "{error}");
+        assert!(error.contains("unknown field `reson`"), "{error}");
         let error = error_of("[defaults]\ngitlab-token = \"glpat-x\"\n");
         assert!(error.contains("unknown field `gitlab-token`"), "{error}");
         let error = error_of("[rules]\n");
@@ -370,7 +374,8 @@ mod tests {
     #[test]
     fn downgrade_cannot_raise_or_name_an_unknown_severity() {
         let error = error_of("[[downgrade]]\ncheck = \"network\"\nto = \"error\"\nreason = \"x\"\n");
-        assert!(error.contains("`to = \"error\"`") && error.contains("line 3"), "{error}");
+        assert!(error.contains("`to = \"error\"`"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
     }
 
     #[test]

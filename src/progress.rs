@@ -33,7 +33,7 @@ fn pending() -> MutexGuard<'static, Vec<Pending>> {
     PENDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The bar on screen, if any, so that log lines can be printed above it.
+/// Locks the bar on screen, if any, so that log lines can be printed above it.
 fn current_bar() -> MutexGuard<'static, Option<ProgressBar>> {
     static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
     BAR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -129,8 +129,8 @@ fn draw_until(stop: &AtomicBool) {
     }
 }
 
-/// The text of the line at `now`: the oldest wait past the threshold, and how many others
-/// are pending.
+/// Formats the line at `now`: the oldest wait past the threshold, and how many others are
+/// pending.
 fn line_now(now: Instant) -> Option<String> {
     let waits = pending();
     let oldest = waits.iter().filter(|wait| now.duration_since(wait.since) >= THRESHOLD).min_by_key(|wait| wait.since)?;

@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-/// The top of the Git checkout that contains `start`: the nearest directory, `start` included,
+/// Finds the top of the Git checkout that contains `start`: the nearest directory, `start` included,
 /// that has a `.git` entry. A `.git` file counts too, because worktrees and submodules use one.
 pub fn git_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
 }
 
-/// The top of the Git checkout of the current directory.
+/// Finds the top of the Git checkout of the current directory.
 pub fn current_root() -> Option<PathBuf> {
     let cwd = std::env::current_dir().ok()?;
     git_root(&cwd)
@@ -32,7 +32,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nested = dir.path().join("a/b");
         std::fs::create_dir_all(&nested).unwrap();
-        // No checkout between `nested` and the temp dir: the answer is whatever is above it.
+        // With no checkout between `nested` and the temp dir, both find whatever is above it.
         assert_eq!(git_root(&nested), git_root(dir.path()));
 
         std::fs::create_dir(dir.path().join(".git")).unwrap();

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use common::*;
 
-/// Every link `[text](target)` in Markdown `text`, outside code spans and fenced blocks.
+/// Collects every link `[text](target)` in Markdown `text`, outside code spans and fenced
+/// blocks.
 fn links(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut in_fence = false;
@@ -33,7 +34,8 @@ fn links(text: &str) -> Vec<String> {
     found
 }
 
-/// The anchors GitLab and most static site generators derive from the headings of `text`.
+/// Derives the anchors that GitLab and most static site generators make from the headings
+/// of `text`.
 fn anchors(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter(|line| line.starts_with('#'))
@@ -76,7 +78,7 @@ fn link_checker_finds_broken_links() {
 }
 
 #[test]
-fn docs_pages_link_to_each_other_without_broken_links() {
+fn docs_pages_have_no_broken_links() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("wiki/checks");
     let run = ci_doctor(&["docs", "--out", out.to_str().unwrap()]);
@@ -89,7 +91,8 @@ fn docs_pages_link_to_each_other_without_broken_links() {
     for check in ci_doctor::checks::CHECKS {
         let page = std::fs::read_to_string(out.join(format!("{}.md", check.id()))).unwrap_or_else(|_| panic!("no page for {}", check.id()));
         assert!(page.starts_with(&format!("# `{}`", check.id())), "{}", check.id());
-        assert!(page.contains("## Symptoms") && page.contains("## Fix"), "{}", check.id());
+        assert!(page.contains("## Symptoms"), "{}", check.id());
+        assert!(page.contains("## Fix"), "{}", check.id());
         assert!(links(&page).contains(&"index.md".to_string()), "{} does not link back to the index", check.id());
         assert!(links(&index).contains(&format!("{}.md", check.id())), "the index does not link to {}", check.id());
     }
@@ -167,7 +170,8 @@ fn manual_page_renders_without_warnings() {
         })
         .expect("groff runs (Debian's groff-base; scripts/test installs it)");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && stderr.trim().is_empty(), "groff warns:\n{stderr}");
+    assert!(output.status.success(), "groff failed:\n{stderr}");
+    assert_eq!(stderr.trim(), "", "groff warns");
 
     let plain = String::from_utf8_lossy(&output.stdout);
     for expected in ["--format", "--output", "--policy", "--no-policy", "--runner-container", "docs", "completions", "manpage", "explain"] {

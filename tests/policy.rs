@@ -9,8 +9,8 @@ use common::*;
 
 const TOKEN: &str = "glrt-FAKEpolicy0Aa1Bb2Cc";
 
-/// A Git checkout (a `.git` directory is all ci-doctor looks for) with a subdirectory to run
-/// from and a runner config on this host that has one error: an unknown key.
+/// Creates a Git checkout (a `.git` directory is all ci-doctor looks for) with a subdirectory
+/// to run from, and a runner config on this host with one error: an unknown key.
 fn checkout() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join(".git")).unwrap();
@@ -31,7 +31,7 @@ fn run_in(dir: &Path, args: &[&str]) -> Run {
 }
 
 #[test]
-fn project_policy_ignores_a_check_and_shows_the_reason() {
+fn project_policy_ignores_with_reason() {
     let (root, nested, config) = checkout();
     let args = ["--config", config.to_str().unwrap(), "--no-probe"];
 
@@ -132,7 +132,7 @@ fn command_line_flags_win_over_policy_defaults() {
 
 #[test]
 fn policy_timeout_applies_unless_given() {
-    // A listener on loopback that accepts and never answers: the probe waits for the whole
+    // A listener on loopback that accepts and never replies, so the probe waits for the whole
     // time limit, which the message states.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -156,4 +156,14 @@ fn explicit_policy_file_must_exist() {
     let run = run_in(&nested, &["--config", config.to_str().unwrap(), "--no-probe", "--policy", "missing-policy.toml"]);
     assert_eq!(run.status, 2);
     assert!(run.stderr.contains("failed to read policy file `missing-policy.toml`"), "{}", run.stderr);
+}
+
+#[test]
+fn readme_example_policy_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("the README shows a policy") + "```toml\n".len();
+    let example = &readme[start..start + readme[start..].find("```").unwrap()];
+    let policy = ci_doctor::policy::Policy::parse(example, Path::new("README.md")).unwrap_or_else(|error| panic!("{error:#}"));
+    assert_eq!(policy.rules.len(), 2);
+    assert_eq!(policy.defaults.runner_container, ["gitlab-runner"]);
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use common::*;
 
-/// A runner config on this host whose `url` is a loopback port that never answers.
+/// Writes a runner config on this host whose `url` is a loopback port that never replies.
 fn slow_config(dir: &tempfile::TempDir, port: u16) -> PathBuf {
     let path = dir.path().join("config.toml");
     std::fs::write(&path, format!("concurrent = 1\n\n[[runners]]\n  name = \"slow\"\n  url = \"http://127.0.0.1:{port}/\"\n  token = \"glrt-FAKEprogress0Aa1Bb\"\n  executor = \"shell\"\n")).unwrap();

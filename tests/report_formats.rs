@@ -46,7 +46,7 @@ fn code_quality_issues(text: &str) -> Vec<Value> {
     issues
 }
 
-/// The test cases of a JUnit report as (suite, name, outcome, message) rows.
+/// Lists the test cases of a JUnit report as (suite, name, outcome, message) rows.
 fn junit_cases(xml: &str) -> Vec<(String, String, &'static str, String)> {
     let document = roxmltree::Document::parse(xml).expect("JUnit report parses");
     let mut rows = Vec::new();
@@ -158,7 +158,7 @@ fn every_format_of_c01_reports_the_same_findings() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A config on this host with an unknown key (an error) and mode 0644 (a warning).
+/// Writes a config on this host with an unknown key (an error) and mode 0644 (a warning).
 fn typo_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(

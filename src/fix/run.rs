@@ -13,7 +13,7 @@ use crate::gather::Options;
 use crate::policy::{Ignored, Policy};
 use crate::render::{self, Report};
 
-/// What the diagnosis before `--fix` found.
+/// The results of the diagnosis that runs before `--fix`.
 pub struct Diagnosis<'a> {
     pub facts: &'a Facts,
     pub findings: &'a [Finding],

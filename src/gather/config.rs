@@ -75,8 +75,9 @@ pub async fn read_container_config(client: &DockerClient, container: &ContainerI
 
     if daemon_is_local && let (Some(origin), Some(host_path)) = (&origin_of_mount, &host_path) {
         let (text, meta) = read_bounded(host_path);
-        // A mount source missing altogether means ci-doctor sees another filesystem than the
-        // daemon, as when it runs in a container itself: only the Docker API reaches the file.
+        // A mount source missing altogether means that ci-doctor reads another filesystem than
+        // the daemon's, as when it runs in a container itself. Only the Docker API reaches the
+        // file then.
         let source_missing = mount.and_then(|mount| mount.source.as_ref()).is_some_and(|source| !Path::new(source).exists());
         let usable = match &text {
             Err(ReadFailure::PermissionDenied) => false,

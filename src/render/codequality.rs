@@ -2,10 +2,10 @@
 //! with one issue per error, warning and info, each with `description`, `check_name`,
 //! `fingerprint`, `severity` and `location` (`path` and `lines.begin`).
 //!
-//! Every issue needs a file. A finding with a location points at its file and line; one about
-//! a `[[runners]]` entry without a location points at the entry's header in `config.toml`; one
-//! about a runner as a whole at line 1 of its `config.toml`; and one about the host at line 1
-//! of `.gitlab-ci.yml`, the pipeline that runs on this host. Paths inside the project's Git
+//! Every issue needs a file. A finding with a location points at its file and line. A finding
+//! about a `[[runners]]` entry without a location points at the entry's header in
+//! `config.toml`, and one about a runner as a whole at line 1 of its `config.toml`. A finding
+//! about the host points at line 1 of `.gitlab-ci.yml`, the pipeline that runs on this host. Paths inside the project's Git
 //! checkout are relative to its top, as GitLab expects; others stay absolute.
 //!
 //! The fingerprint is a SHA-256 of the check id, the path, the TOML key path and the subject
@@ -53,8 +53,8 @@ pub fn render(report: &Report) -> String {
     for (finding, ignored_because) in problems.chain(ignored) {
         let (path, line, identity) = place(report, finding);
 
-        // Two findings of one check on one key of one subject would share a fingerprint, and
-        // GitLab shows only the first issue of a fingerprint; a counter keeps them apart.
+        // Two findings of one check on one key of one subject would share a fingerprint. GitLab
+        // shows only the first issue of a fingerprint, so a counter keeps them apart.
         let occurrence = seen.entry(identity.clone()).or_default();
         *occurrence += 1;
         let fingerprint = fingerprint(&format!("{identity}\u{0}{occurrence}"));
@@ -95,7 +95,7 @@ fn severity(status: Status) -> &'static str {
     }
 }
 
-/// The path and line an issue points at, and the identity its fingerprint hashes.
+/// Returns the path and line an issue points at, and the identity its fingerprint hashes.
 fn place(report: &Report, finding: &Finding) -> (String, usize, String) {
     let facts = report.facts;
     let runner = finding.subject.and_then(|subject| facts.runners.get(subject.runner).map(|runner| (subject, runner)));

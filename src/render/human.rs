@@ -114,7 +114,7 @@ pub(crate) fn group_of(check: &str) -> &'static str {
     }
 }
 
-/// The heading of runner `index`: its container or host install, and its config file.
+/// Formats the heading of runner `index`: its container or host install, and its config file.
 pub fn runner_heading(facts: &Facts, index: usize) -> String {
     let runner = &facts.runners[index];
     let config = runner.config.display_path();
@@ -127,7 +127,7 @@ pub fn runner_heading(facts: &Facts, index: usize) -> String {
     }
 }
 
-/// The heading of one `[[runners]]` entry: its name, position and executor.
+/// Formats the heading of one `[[runners]]` entry: its name, position and executor.
 pub(crate) fn entry_heading(facts: &Facts, runner: usize, entry: &Entry) -> String {
     let mut title = format!("runner `{}` (entry {} of {}", entry.label(), entry.index + 1, facts.entries(runner).len());
     if let Some(executor) = entry.executor() {
@@ -137,7 +137,8 @@ pub(crate) fn entry_heading(facts: &Facts, runner: usize, entry: &Entry) -> Stri
     title
 }
 
-/// The line under a runner heading that says from where its network was judged.
+/// Formats the line under a runner heading that names the point of view of its network
+/// verdicts.
 pub(crate) fn view_line(facts: &Facts, index: usize) -> Option<String> {
     let line = match facts.probes.view(index)? {
         ViewAccess::Namespace { .. } => "probes run inside the container's network namespace".to_string(),
@@ -209,7 +210,7 @@ pub(crate) fn is_preformatted(line: &str) -> bool {
     line.starts_with(' ') || line.starts_with('|') || line.trim_start().starts_with("-->") || line.contains(" | ")
 }
 
-/// The one-line summary: counts of each status and of runners.
+/// Formats the one-line summary: counts of each status and of runners.
 pub(crate) fn summary_line(report: &Report, style: Style) -> String {
     let summary = report.summary();
     let plural = |count: usize, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });

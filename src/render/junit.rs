@@ -1,8 +1,8 @@
 //! The report as JUnit XML, for GitLab's test report (`artifacts:reports:junit`).
 //!
-//! One `<testsuite>` for the host and one per runner; one `<testcase>` per verdict. Errors are
-//! `<failure>`s, and so are warnings with `--strict`; `skipped` verdicts and findings a policy
-//! ignored are `<skipped>`; everything else passes, with its text in `<system-out>`. The layout
+//! One `<testsuite>` for the host and one per runner, and one `<testcase>` per verdict. Errors
+//! are `<failure>`s, and so are warnings with `--strict`. `skipped` verdicts and findings a
+//! policy ignored are `<skipped>`. Everything else passes, with its text in `<system-out>`. The layout
 //! is the one `schemas/junit.xsd` describes.
 //!
 //! A test case is named after its check and, for an entry, the runner's name, so that the name
@@ -87,8 +87,8 @@ fn count(cases: &[&Case], predicate: impl Fn(&Case) -> bool) -> usize {
     cases.iter().filter(|case| predicate(case)).count()
 }
 
-/// The test cases of one section. With `ignored`, the findings are ones a policy ignored,
-/// looked up there for their reasons.
+/// Builds the test cases of one section. With `ignored`, the findings are ones a policy
+/// ignored, looked up there for their reasons.
 fn cases_of<'a>(report: &'a Report, section: &Section<'a>, ignored: Option<&'a [Ignored]>) -> Vec<Case<'a>> {
     let mut findings: Vec<(Option<String>, &'a Finding)> = section.general.iter().map(|finding| (None, *finding)).collect();
     for (_, in_entry) in &section.entries {
@@ -132,7 +132,7 @@ fn outcome_of(finding: &Finding, strict: bool) -> Outcome<'_> {
     }
 }
 
-/// The `name` of a finding's `[[runners]]` entry, or its position when it has none.
+/// Returns the `name` of a finding's `[[runners]]` entry, or its position when it has none.
 fn entry_name(facts: &Facts, finding: &Finding) -> Option<String> {
     let subject = finding.subject?;
     let entry = facts.entries(subject.runner).get(subject.entry?)?;

@@ -46,7 +46,7 @@ pub struct Section<'a> {
 }
 
 impl Section<'_> {
-    /// Returns true when the section holds no finding.
+    /// Returns true when the section contains no finding.
     pub fn is_empty(&self) -> bool {
         self.general.is_empty() && self.entries.is_empty()
     }

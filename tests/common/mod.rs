@@ -316,8 +316,8 @@ pub fn ci_doctor_on_terminal(args: &[&str]) -> (i32, String) {
     (status.code().unwrap_or(-1), output)
 }
 
-/// A TCP listener on loopback that accepts connections and never answers, so that a probe
-/// of `http://127.0.0.1:<port>/` waits for its whole time limit.
+/// Opens a TCP listener on loopback that accepts connections and never replies, so that a
+/// probe of `http://127.0.0.1:<port>/` waits for its whole time limit.
 pub fn silent_listener() -> (std::net::TcpListener, u16) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
     let port = listener.local_addr().expect("bound").port();
