@@ -78,15 +78,17 @@ fn problems(findings: &[Finding]) -> Vec<&Finding> {
 fn every_format_of_c01_reports_the_same_findings() -> anyhow::Result<()> {
     let token = "glrt-FAKEc01q7Lm2Vx9Rt4Bn";
     let bed = ci_doctor_testbed::Bed::new("c01-report-formats")?;
-    let config = build_c01(&bed, token)?;
+    let (config, _) = build_c01(&bed, token)?;
+    let pipeline = bed.write_file("project/.gitlab-ci.yml", case_file(C01, ".gitlab-ci.yml"))?;
 
-    // One diagnosis, as `ci-doctor --runner-container gitlab-runner` makes it.
+    // One diagnosis, as `ci-doctor --runner-container gitlab-runner --ci-file ...` makes it.
     let options = ci_doctor::gather::Options {
         configs: Vec::new(),
         runner_containers: vec!["gitlab-runner".into()],
         timeout: Duration::from_secs(3),
         no_probe: false,
         has_gitlab_token: false,
+        ci_file: Some(pipeline),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let started = Instant::now();
