@@ -147,11 +147,18 @@ impl Policy {
     /// Finds and reads the policy: `explicit` when given, else the project's file, else the
     /// machine's. Returns the empty policy when there is none.
     pub fn discover(explicit: Option<&Path>) -> anyhow::Result<Policy> {
+        let project = crate::project::current_root();
+        Policy::discover_in(explicit, project.as_deref(), Path::new(SYSTEM_FILE))
+    }
+
+    /// Finds and reads the policy: `explicit`, else [`PROJECT_FILE`] in `project`, else
+    /// `system`.
+    fn discover_in(explicit: Option<&Path>, project: Option<&Path>, system: &Path) -> anyhow::Result<Policy> {
         if let Some(path) = explicit {
             return Policy::read(path);
         }
-        let project = crate::project::current_root().map(|root| root.join(PROJECT_FILE));
-        for path in project.iter().map(PathBuf::as_path).chain([Path::new(SYSTEM_FILE)]) {
+        let project_file = project.map(|root| root.join(PROJECT_FILE));
+        for path in project_file.iter().map(PathBuf::as_path).chain([system]) {
             if path.is_file() {
                 tracing::debug!(path = %path.display(), "policy file found");
                 return Policy::read(path);
@@ -417,6 +424,33 @@ mod tests {
         assert_eq!(downgrade.from, Status::Error);
         assert_eq!(downgrade.reason, "staging");
         assert!(kept[2].downgraded.is_none(), "an info is not raised to a warning");
+    }
+
+    #[test]
+    fn project_file_comes_before_the_system_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        let system = dir.path().join("ci-doctor.toml");
+        std::fs::write(&system, "[defaults]\ntimeout = 7\n").unwrap();
+
+        let found = Policy::discover_in(None, Some(&project), &system).unwrap();
+        assert_eq!(found.path.as_deref(), Some(system.as_path()), "no project file: the system file");
+        assert_eq!(found.defaults.timeout, Some(7.0));
+
+        std::fs::write(project.join(PROJECT_FILE), "[defaults]\ntimeout = 2\n").unwrap();
+        let found = Policy::discover_in(None, Some(&project), &system).unwrap();
+        assert_eq!(found.path, Some(project.join(PROJECT_FILE)));
+        assert_eq!(found.defaults.timeout, Some(2.0), "the files are not merged");
+
+        let explicit = dir.path().join("explicit.toml");
+        std::fs::write(&explicit, "").unwrap();
+        let found = Policy::discover_in(Some(&explicit), Some(&project), &system).unwrap();
+        assert_eq!(found.path.as_deref(), Some(explicit.as_path()));
+
+        let none = Policy::discover_in(None, None, &dir.path().join("absent.toml")).unwrap();
+        assert!(none.path.is_none());
+        assert!(none.rules.is_empty());
     }
 
     #[test]
