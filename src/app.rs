@@ -1,14 +1,16 @@
 //! The program: parse arguments, gather, check, render, and set the exit status.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::checks::{self, Selection};
-use crate::cli::{Cli, ColorChoice, Command, DiagnoseArgs, Format};
+use crate::cli::{Cli, ColorChoice, Command, DiagnoseArgs, Format, ListFormat};
+use crate::policy::Policy;
 use crate::render::{self, Report};
 
 /// Exit status when ci-doctor itself could not run.
@@ -17,16 +19,19 @@ const EXIT_FAILURE: u8 = 2;
 /// Runs ci-doctor and returns its exit status: 0 without errors, 1 with errors, 2 when it could
 /// not run.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     crate::probe::cleanup::install_panic_hook();
-    let color = use_color(cli.diagnose.color, std::io::stdout().is_terminal());
     crate::logging::init(cli.diagnose.verbose, use_color(cli.diagnose.color, std::io::stderr().is_terminal()));
 
     let result = match &cli.command {
         Some(Command::List { format }) => list(*format),
         Some(Command::Explain { id }) => explain(id),
-        Some(Command::Why { message, log }) => why(message.as_deref(), log.as_deref(), &cli.diagnose, color),
-        None => diagnose(&cli.diagnose, color),
+        Some(Command::Why { message, log }) => why(message.as_deref(), log.as_deref(), &cli.diagnose, &matches),
+        Some(Command::Docs { out }) => docs(out),
+        Some(Command::Completions { shell }) => completions(*shell),
+        Some(Command::Manpage { out }) => manpage(out.as_deref()),
+        None => diagnose(cli.diagnose.clone(), &matches),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -50,16 +55,16 @@ fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
-fn list(format: Format) -> anyhow::Result<u8> {
+fn list(format: ListFormat) -> anyhow::Result<u8> {
     let mut out = String::new();
     match format {
-        Format::Human => {
+        ListFormat::Human => {
             let width = checks::CHECKS.iter().map(|check| check.id().len()).max().unwrap_or(0);
             for check in checks::CHECKS {
                 out.push_str(&format!("{:width$}  {}\n", check.id(), check.summary()));
             }
         }
-        Format::Json => {
+        ListFormat::Json => {
             let list: Vec<serde_json::Value> = checks::CHECKS
                 .iter()
                 .map(|check| serde_json::json!({ "id": check.id(), "area": checks::area(check.id()), "summary": check.summary() }))
@@ -84,8 +89,8 @@ fn explain(id: &str) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn why(message: Option<&str>, log: Option<&std::path::Path>, args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
-    let matches = match (message, log) {
+fn why(message: Option<&str>, log: Option<&std::path::Path>, args: &DiagnoseArgs, matches: &ArgMatches) -> anyhow::Result<u8> {
+    let found = match (message, log) {
         (Some(message), _) => crate::why::explain(message),
         (None, Some(path)) => {
             use std::io::Read;
@@ -98,32 +103,75 @@ fn why(message: Option<&str>, log: Option<&std::path::Path>, args: &DiagnoseArgs
         (None, None) => anyhow::bail!("give an error message, or `--log FILE`"),
     };
 
+    if let Some(path) = &args.output {
+        crate::output::to_file(path);
+    }
     let mut out = String::new();
-    if matches.is_empty() {
+    if found.is_empty() {
         out.push_str("No check's documented symptoms match this text; `ci-doctor list` shows every check.\n");
-        write_stdout(&out)?;
+        crate::output::write_report(&out)?;
         return Ok(0);
     }
     out.push_str("These checks explain it:\n");
-    for found in &matches {
-        out.push_str(&format!("  {}  (matches \"{}\")\n", found.check, found.symptom));
+    for symptom in &found {
+        out.push_str(&format!("  {}  (matches \"{}\")\n", symptom.check, symptom.symptom));
     }
     out.push_str("\nRunning them on this host:\n\n");
     if args.format == Format::Human {
-        write_stdout(&crate::secret::redact(&out))?;
+        crate::output::write_report(&crate::secret::redact(&out))?;
     }
 
     let mut args = args.clone();
-    args.only = matches.iter().map(|found| found.check.to_string()).collect();
+    args.only = found.iter().map(|symptom| symptom.check.to_string()).collect();
     args.skip.clear();
-    diagnose(&args, color)
+    diagnose(args, matches)
 }
 
-fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
+fn docs(out: &Path) -> anyhow::Result<u8> {
+    let pages = crate::docs::write(out)?;
+    eprintln!("wrote {} pages (`{}` and one per check) to `{}`", pages.len(), crate::docs::INDEX, out.display());
+    Ok(0)
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "ci-doctor", &mut script);
+    write_stdout(&String::from_utf8_lossy(&script))?;
+    Ok(0)
+}
+
+fn manpage(out: Option<&Path>) -> anyhow::Result<u8> {
+    let command = Cli::command();
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(anyhow::Error::from).and_then(|()| Ok(clap_mangen::generate_to(command, dir)?)).map_err(|error| error.context(format!("failed to write manual pages to `{}`", dir.display())))?;
+            eprintln!("wrote manual pages to `{}`", dir.display());
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page)?;
+            write_stdout(&String::from_utf8_lossy(&page))?;
+        }
+    }
+    Ok(0)
+}
+
+fn diagnose(mut args: DiagnoseArgs, matches: &ArgMatches) -> anyhow::Result<u8> {
+    let policy = if args.no_policy { Policy::default() } else { Policy::discover(args.policy.as_deref())? };
+    policy.apply_defaults(&mut args, matches);
+    let args = &args;
+
     let selection = Selection::new(&args.only, &args.skip).map_err(anyhow::Error::msg)?;
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
         anyhow::bail!("invalid `--timeout {}`: give a number of seconds between 0 and 3600, for example `--timeout 5`", args.timeout);
     }
+    if args.fix && !matches!(args.format, Format::Human | Format::Json) {
+        anyhow::bail!("`--fix` reports in the `human` or `json` format; run `ci-doctor --format {}` separately for that report", format_name(args.format));
+    }
+    if let Some(path) = &args.output {
+        crate::output::to_file(path);
+    }
+    let color = use_color(args.color, !crate::output::is_file() && std::io::stdout().is_terminal());
     let cwd = std::env::current_dir().unwrap_or_default();
     let gitlab = crate::gather::gitlab::Input {
         token: args.gitlab_token.as_deref().map(crate::secret::Secret::new),
@@ -143,22 +191,32 @@ fn diagnose(args: &DiagnoseArgs, color: bool) -> anyhow::Result<u8> {
         ci_file: args.ci_file.clone(),
         gitlab,
     };
+    let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let progress = crate::progress::display(args.format);
     let facts = runtime.block_on(interruptible(crate::gather::gather(&options)));
+    drop(progress);
     if let Some(message) = facts.missing_inputs.first() {
         anyhow::bail!("{message}");
     }
 
-    let findings = checks::run(&facts, &selection);
+    let (findings, ignored) = policy.apply(&facts, checks::run(&facts, &selection));
     if args.fix {
-        return runtime.block_on(crate::fix::run::run(args, &options, &selection, &facts, &findings, color));
+        let diagnosis = crate::fix::run::Diagnosis { facts: &facts, findings: &findings, ignored: &ignored, policy: &policy };
+        return runtime.block_on(crate::fix::run::run(args, &options, &selection, &diagnosis, color));
     }
-    let report = Report { facts: &facts, findings: &findings, strict: args.strict };
-    let text = match args.format {
-        Format::Human => render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0, fix_hint: true }),
-        Format::Json => render::json::render(&report, None) + "\n",
+    let project = crate::project::current_root();
+    let report = Report {
+        facts: &facts,
+        findings: &findings,
+        strict: args.strict,
+        ignored: &ignored,
+        policy: policy.path.as_deref(),
+        project: project.as_deref(),
+        elapsed: started.elapsed(),
     };
-    write_stdout(&text)?;
+    let text = render_report(&report, args.format, render::human::Style { color, verbose: args.verbose > 0, fix_hint: true });
+    crate::output::write_report(&text)?;
     Ok(report.exit_code())
 }
 
@@ -178,6 +236,23 @@ pub async fn interruptible<T>(work: impl Future<Output = T>) -> T {
     let removed = crate::probe::cleanup::remove_all();
     tracing::debug!(removed, "interrupted; probe containers removed");
     std::process::exit(code);
+}
+
+/// Renders `report` in `format`; `style` applies to the human format.
+pub fn render_report(report: &Report, format: Format, style: render::human::Style) -> String {
+    match format {
+        Format::Human => render::human::render(report, style),
+        Format::Json => render::json::render(report, None) + "\n",
+        Format::Junit => render::junit::render(report),
+        Format::Codequality => render::codequality::render(report),
+        Format::Markdown => render::markdown::render(report, style.verbose),
+    }
+}
+
+/// Returns the name of `format` as `--format` takes it.
+fn format_name(format: Format) -> String {
+    use clap::ValueEnum;
+    format.to_possible_value().map(|value| value.get_name().to_string()).unwrap_or_default()
 }
 
 /// Writes to stdout; a closed pipe (`ci-doctor | head`) is not an error.

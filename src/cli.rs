@@ -20,8 +20,8 @@ pub enum Command {
     /// List every check, one line each.
     List {
         /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ListFormat::Human)]
+        format: ListFormat,
     },
     /// Print the documentation page of a check.
     Explain {
@@ -37,6 +37,25 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
     },
+    /// Write the documentation pages of every check, with an index, as Markdown for a wiki or a
+    /// static site.
+    Docs {
+        /// Directory to write `index.md` and one `<id>.md` per check into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command with `--out`.
+    Manpage {
+        /// Directory to write `ci-doctor.1` and a page per subcommand into.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Report format.
@@ -45,6 +64,28 @@ pub enum Format {
     /// Text for people, grouped by runner.
     Human,
     /// Versioned JSON for scripts.
+    Json,
+    /// JUnit XML for GitLab's test report: a test suite per runner, a test case per verdict.
+    Junit,
+    /// GitLab Code Quality JSON: one issue per error, warning and info.
+    Codequality,
+    /// Markdown for support tickets and wiki pages.
+    Markdown,
+}
+
+impl Format {
+    /// Returns true for the formats that programs read; no progress line is drawn for them.
+    pub fn is_machine_readable(self) -> bool {
+        matches!(self, Format::Json | Format::Junit | Format::Codequality)
+    }
+}
+
+/// Format of `ci-doctor list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// One check per line: id and summary.
+    Human,
+    /// A JSON array of `id`, `area` and `summary`.
     Json,
 }
 
@@ -61,8 +102,21 @@ pub enum ColorChoice {
 #[derive(Debug, Clone, Args)]
 pub struct DiagnoseArgs {
     /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+
+    /// Write the report to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Read this policy file instead of `.ci-doctor.toml` at the top of the Git checkout or
+    /// `/etc/ci-doctor.toml`.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_policy")]
+    pub policy: Option<PathBuf>,
+
+    /// Read no policy file: report every finding with the severity its check gave.
+    #[arg(long)]
+    pub no_policy: bool,
 
     /// Diagnose this runner config.toml instead of discovering runners (repeatable).
     #[arg(long, short = 'c', value_name = "PATH")]

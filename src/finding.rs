@@ -116,6 +116,19 @@ pub struct Finding {
     /// One imperative line on what to do.
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// Set when a policy rule lowered the severity the check gave.
+    pub downgraded: Option<Downgrade>,
+}
+
+/// A severity change made by a policy rule, shown with the finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Downgrade {
+    /// The severity the check gave.
+    pub from: Status,
+    /// The rule's `reason`.
+    pub reason: String,
+    /// Location of the rule, for example ``` `[[downgrade]]` 1 in `/srv/app/.ci-doctor.toml` ```.
+    pub rule: String,
 }
 
 impl Finding {
@@ -132,6 +145,7 @@ impl Finding {
             location: None,
             help: None,
             fix: None,
+            downgraded: None,
         }
     }
 

@@ -54,6 +54,8 @@ impl Write for LineWriter {
 impl Drop for LineWriter {
     fn drop(&mut self) {
         let text = crate::secret::redact(&String::from_utf8_lossy(&self.buffer));
-        let _ = std::io::stderr().write_all(text.as_bytes());
+        crate::progress::suspend(|| {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        });
     }
 }

@@ -160,11 +160,14 @@ proptest! {
         };
         let facts = Facts { runners: vec![RunnerProcess { kind: RunnerKind::Native(Default::default()), config }], ..Facts::default() };
         let findings = checks::run(&facts, &Selection::default());
-        let report = Report { facts: &facts, findings: &findings, strict: false };
+        let report = Report { facts: &facts, findings: &findings, strict: false, ignored: &[], policy: None, project: None, elapsed: std::time::Duration::ZERO };
         let outputs = [
             render::human::render(&report, render::human::Style { color: false, verbose: true, fix_hint: true }),
             render::human::render(&report, render::human::Style { color: true, verbose: true, fix_hint: true }),
             render::json::render(&report, None),
+            render::junit::render(&report),
+            render::codequality::render(&report),
+            render::markdown::render(&report, true),
         ];
         let plan = flow::plan(&facts, &findings, &|_| true);
         let diffs: Vec<String> = plan.files.iter().map(|file| flow::render_diff(file, &findings)).collect();

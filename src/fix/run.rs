@@ -1,6 +1,7 @@
 //! Runs `--fix`: show the diagnosis and the planned diffs, ask once, write, and check again.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::Instant;
 
 use super::flow::{self, Destination, Plan};
 use super::report::{CommandJson, FileOutcome, FixReport, HeldBackJson, Recheck};
@@ -9,14 +10,36 @@ use crate::cli::{DiagnoseArgs, Format};
 use crate::facts::Facts;
 use crate::finding::Finding;
 use crate::gather::Options;
+use crate::policy::{Ignored, Policy};
 use crate::render::{self, Report};
 
+/// The results of the diagnosis that runs before `--fix`.
+pub struct Diagnosis<'a> {
+    pub facts: &'a Facts,
+    pub findings: &'a [Finding],
+    /// Findings the policy ignored; they get no fix.
+    pub ignored: &'a [Ignored],
+    /// The policy, applied again to the check after the fix.
+    pub policy: &'a Policy,
+}
+
 /// Runs the fix flow and returns the exit status of the state after it.
-pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, facts: &Facts, findings: &[Finding], color: bool) -> anyhow::Result<u8> {
+pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, diagnosis: &Diagnosis<'_>, color: bool) -> anyhow::Result<u8> {
+    let Diagnosis { facts, findings, ignored, policy } = *diagnosis;
     let human = args.format == Format::Human;
-    let report = Report { facts, findings, strict: args.strict };
+    let started = Instant::now();
+    let project = crate::project::current_root();
+    let report = Report {
+        facts,
+        findings,
+        strict: args.strict,
+        ignored,
+        policy: policy.path.as_deref(),
+        project: project.as_deref(),
+        elapsed: started.elapsed(),
+    };
     if human {
-        crate::app::write_stdout(&render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0, fix_hint: false }))?;
+        crate::output::write_report(&render::human::render(&report, render::human::Style { color, verbose: args.verbose > 0, fix_hint: false }))?;
     }
 
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !args.yes;
@@ -28,11 +51,11 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
     let mut outcome = describe(&plan, findings);
 
     if human {
-        crate::app::write_stdout(&render_plan(&plan, findings))?;
+        crate::output::write_report(&render_plan(&plan, findings))?;
     }
     if !plan.changes_anything() {
         if human {
-            crate::app::write_stdout("\nNothing to fix: no finding has a config.toml edit to apply; every file is left as it was.\n")?;
+            crate::output::write_report("\nNothing to fix: no finding has a config.toml edit to apply; every file is left as it was.\n")?;
         }
         return finish(args, &report, &outcome, report.exit_code());
     }
@@ -41,7 +64,7 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
             file.state = "planned";
         }
         if human {
-            crate::app::write_stdout("\nDry run: nothing was written.\n")?;
+            crate::output::write_report("\nDry run: nothing was written.\n")?;
         }
         return finish(args, &report, &outcome, report.exit_code());
     }
@@ -57,7 +80,7 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
                 file.state = "declined";
             }
             if human {
-                crate::app::write_stdout("Nothing was written.\n")?;
+                crate::output::write_report("Nothing was written.\n")?;
             }
             return finish(args, &report, &outcome, report.exit_code());
         }
@@ -65,31 +88,42 @@ pub async fn run(args: &DiagnoseArgs, options: &Options, selection: &Selection, 
 
     let wrote_any = write_all(&plan, facts, options, &mut outcome).await;
     if human {
-        crate::app::write_stdout(&render_writes(&outcome))?;
+        crate::output::write_report(&render_writes(&outcome))?;
     }
     if !wrote_any {
         return finish(args, &report, &outcome, 2);
     }
 
     // Check again with fresh facts: only the second look says whether a fix worked.
+    let started = Instant::now();
+    let progress = crate::progress::display(args.format);
     let after_facts = crate::app::interruptible(crate::gather::gather(options)).await;
-    let after = checks::run(&after_facts, selection);
+    drop(progress);
+    let (after, after_ignored) = policy.apply(&after_facts, checks::run(&after_facts, selection));
     for file in plan.files.iter().filter(|file| file.changes_anything()) {
         for index in &file.included {
             let finding = &findings[*index];
             outcome.rechecked.push(Recheck { check: finding.check, message: finding.message.clone(), fixed: flow::is_fixed(finding, &after) });
         }
     }
-    let after_report = Report { facts: &after_facts, findings: &after, strict: args.strict };
+    let after_report = Report {
+        facts: &after_facts,
+        findings: &after,
+        strict: args.strict,
+        ignored: &after_ignored,
+        policy: policy.path.as_deref(),
+        project: project.as_deref(),
+        elapsed: started.elapsed(),
+    };
     if human {
-        crate::app::write_stdout(&render_recheck(&outcome))?;
+        crate::output::write_report(&render_recheck(&outcome))?;
     }
     finish(args, &after_report, &outcome, after_report.exit_code())
 }
 
 fn finish(args: &DiagnoseArgs, report: &Report, outcome: &FixReport, code: u8) -> anyhow::Result<u8> {
     if args.format == Format::Json {
-        crate::app::write_stdout(&(render::json::render(report, Some(outcome)) + "\n"))?;
+        crate::output::write_report(&(render::json::render(report, Some(outcome)) + "\n"))?;
     }
     Ok(code)
 }

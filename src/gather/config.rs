@@ -75,7 +75,15 @@ pub async fn read_container_config(client: &DockerClient, container: &ContainerI
 
     if daemon_is_local && let (Some(origin), Some(host_path)) = (&origin_of_mount, &host_path) {
         let (text, meta) = read_bounded(host_path);
-        let usable = !matches!(text, Err(ReadFailure::PermissionDenied));
+        // A mount source missing altogether means that ci-doctor reads another filesystem than
+        // the daemon's, as when it runs in a container itself. Only the Docker API reaches the
+        // file then.
+        let source_missing = mount.and_then(|mount| mount.source.as_ref()).is_some_and(|source| !Path::new(source).exists());
+        let usable = match &text {
+            Err(ReadFailure::PermissionDenied) => false,
+            Err(ReadFailure::NotFound) => !source_missing,
+            _ => true,
+        };
         if usable {
             tracing::debug!(container = %container.name, path = %host_path.display(), "config read through its mount");
             return finish(ConfigFile {
@@ -88,7 +96,7 @@ pub async fn read_container_config(client: &DockerClient, container: &ContainerI
                 system_id: read_system_id(host_path),
             });
         }
-        tracing::debug!(container = %container.name, "config mount not readable here; copying it through the Docker API");
+        tracing::debug!(container = %container.name, "config mount not readable or not visible here; copying it through the Docker API");
     }
 
     let (text, meta, system_id) = copy_out(client, &container.id, &path).await;

@@ -129,6 +129,7 @@ pub async fn call<T>(
     timeout: Duration,
     request: impl Future<Output = Result<T, bollard::errors::Error>>,
 ) -> Result<T, bollard::errors::Error> {
+    let _wait = crate::progress::wait(format!("the Docker Engine at {}", crate::secret::redact_url(&Endpoint::from_env().url)));
     match tokio::time::timeout(timeout, request).await {
         Ok(result) => result,
         Err(_) => Err(bollard::errors::Error::RequestTimeoutError),

@@ -151,7 +151,7 @@ async fn probe_view(
         match start_probe(client, &name, image, network, timeout, deadline).await {
             Ok(pid) => {
                 let files = ViewFiles::load(Path::new(&format!("/proc/{pid}/root")));
-                let plan = Plan { runner, urls: urls.iter().cloned().collect(), ca_root: ca_root.to_path_buf(), ..Plan::default() };
+                let plan = Plan { runner, view: format!("job probe container `{name}`"), urls: urls.iter().cloned().collect(), ca_root: ca_root.to_path_buf(), ..Plan::default() };
                 let result = tokio::time::timeout_at(
                     deadline + Duration::from_millis(500),
                     netns::run_in_namespace(pid, move || session(plan, files, timeout, deadline)),

@@ -43,6 +43,8 @@ pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Plan {
     pub(crate) runner: usize,
+    /// Place the probes run from, for the progress line: "container `gitlab-runner`".
+    pub(crate) view: String,
     /// URL to probe, with the PEM files of extra CAs the runner trusts for it.
     pub(crate) urls: BTreeMap<String, Vec<String>>,
     /// Entry index, its URL and its token.
@@ -148,7 +150,11 @@ pub(crate) fn runner_cas(config_dir: &Path, entry: &crate::facts::Entry, url: &s
 /// Lists the URLs and tokens to try for runner `runner`.
 fn plan(facts: &Facts, runner: usize) -> Plan {
     let process = &facts.runners[runner];
-    let mut plan = Plan { runner, system_id: process.config.system_id.clone(), ..Plan::default() };
+    let view = match &process.kind {
+        RunnerKind::Container(container) => format!("container `{}`", container.name),
+        RunnerKind::Native(_) => "this host".to_string(),
+    };
+    let mut plan = Plan { runner, view, system_id: process.config.system_id.clone(), ..Plan::default() };
     let config_dir = process.config.path.parent().map(Path::to_path_buf).unwrap_or_default();
 
     for entry in facts.entries(runner) {
@@ -243,7 +249,17 @@ fn failed_url_probe(runner: usize, url: &str, message: &str) -> UrlProbe {
 /// Probes every URL of the plan concurrently, then verifies each token whose URL answered
 /// like GitLab.
 pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, deadline: Instant) -> SessionResult {
-    let probes = join_all(plan.urls.iter().map(|(url, cas)| probe_url(plan.runner, url, cas, &plan.ca_root, &files, timeout, deadline))).await;
+    let files = &files;
+    let ca_root = &plan.ca_root;
+    let probes = join_all(plan.urls.iter().map(|(url, cas)| {
+        let wait = crate::progress::wait(format!("{} from {}", crate::secret::redact_url(url), plan.view));
+        async move {
+            let probed = probe_url(plan.runner, url, cas, ca_root, files, timeout, deadline).await;
+            drop(wait);
+            probed
+        }
+    }))
+    .await;
 
     let mut clients = BTreeMap::new();
     let mut chains = BTreeMap::new();
@@ -257,15 +273,17 @@ pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, dea
         }
         url_probes.push(probe);
     }
-    let tls_probes = plan.tls.iter().map(|entry| judge_tls(plan.runner, entry, chains.get(&entry.url), &plan.ca_root, &files)).collect();
+    let tls_probes = plan.tls.iter().map(|entry| judge_tls(plan.runner, entry, chains.get(&entry.url), &plan.ca_root, files)).collect();
 
     let verifications = plan.tokens.iter().map(|(entry, url, token)| {
         let probe = url_probes.iter().find(|probe| &probe.url == url);
         let client = clients.get(url);
         let system_id = plan.system_id.clone();
+        let view = &plan.view;
         async move {
             let outcome = match (probe, client) {
                 (Some(probe), Some(client)) if probe.reached_gitlab() => {
+                    let _wait = crate::progress::wait(format!("GitLab at {} from {} to verify a runner token", crate::secret::redact_url(url), view));
                     let verify_deadline = (Instant::now() + timeout).min(deadline);
                     client.verify(&api_base(url), token, system_id.as_deref(), verify_deadline).await
                 }
@@ -439,6 +457,7 @@ async fn probe_sockets(facts: &Facts, runner: usize, root: &Path, timeout: Durat
 
     let mut out = Vec::new();
     for path in paths {
+        let _wait = crate::progress::wait(format!("the Docker socket `{path}` in container `{}`", container.name));
         let state = probe_socket(&root.join(path.trim_start_matches('/')), timeout).await;
         out.push(SocketProbe { runner, path, state });
     }

@@ -41,12 +41,19 @@ fn enter(pid: u32) -> Result<(), String> {
 }
 
 /// Returns `Ok` when this process may enter the network namespace of `pid`: it can open the
-/// namespace file and it has the capability `setns` needs (in practice, it runs as root).
+/// namespace file and `setns` succeeds.
 pub fn can_enter(pid: u32) -> Result<(), String> {
     let path = format!("/proc/{pid}/ns/net");
     File::open(&path).map_err(|error| format!("cannot open `{path}` ({error})"))?;
     if !nix::unistd::geteuid().is_root() {
         return Err("entering another network namespace needs root".into());
     }
-    Ok(())
+    // Root is not always enough: in a container without `CAP_SYS_ADMIN`, `setns` fails with
+    // EPERM. Try it on a throw-away thread, whose namespace change ends with the thread.
+    std::thread::Builder::new()
+        .name(format!("netns-check-{pid}"))
+        .spawn(move || enter(pid))
+        .map_err(|error| format!("failed to start a probe thread: {error}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the probe thread stopped without an answer".into()))
 }

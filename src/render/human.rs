@@ -6,7 +6,7 @@ use owo_colors::OwoColorize;
 
 use super::Report;
 use crate::facts::probe::ViewAccess;
-use crate::facts::{Facts, RunnerKind};
+use crate::facts::{Entry, Facts, RunnerKind};
 use crate::finding::{Finding, Method, Status};
 use crate::fix::Action;
 
@@ -50,7 +50,7 @@ pub fn render(report: &Report, style: Style) -> String {
 
     // Findings about no runner in particular, by what they are about.
     let mut first = true;
-    for heading in ["This host", "GitLab", "Pipeline"] {
+    for heading in GROUP_HEADINGS {
         let in_group: Vec<&Finding> = report.findings.iter().filter(|finding| finding.subject.is_none() && group_of(finding.check) == heading).collect();
         if in_group.is_empty() {
             continue;
@@ -84,12 +84,7 @@ pub fn render(report: &Report, style: Style) -> String {
             if in_entry.is_empty() {
                 continue;
             }
-            let mut title = format!("runner `{}` (entry {} of {}", entry.label(), entry.index + 1, facts.entries(index).len());
-            if let Some(executor) = entry.executor() {
-                let _ = write!(title, ", {executor} executor");
-            }
-            title.push(')');
-            let _ = writeln!(out, "  {}", style.heading(&title));
+            let _ = writeln!(out, "  {}", style.heading(&entry_heading(facts, index, entry)));
             for finding in in_entry {
                 write_finding(&mut out, finding, style, "    ");
             }
@@ -104,10 +99,10 @@ pub fn render(report: &Report, style: Style) -> String {
         let noun = if fixable == 1 { "finding has" } else { "findings have" };
         let _ = writeln!(out, "{fixable} {noun} a config.toml fix: run `ci-doctor --fix` to review and apply it");
     }
+    write_ignored(&mut out, report, style);
     crate::secret::redact(&out)
 }
 
-/// The heading a finding without a runner goes under.
 /// Names the GitLab project the scheduling findings are about, and where its GitLab came from.
 fn gitlab_heading(facts: &Facts) -> String {
     match (&facts.gitlab.project_ref, &facts.gitlab.target) {
@@ -117,7 +112,11 @@ fn gitlab_heading(facts: &Facts) -> String {
     }
 }
 
-fn group_of(check: &str) -> &'static str {
+/// Headings of the findings about no runner in particular, in report order.
+pub(crate) const GROUP_HEADINGS: [&str; 3] = ["This host", "GitLab", "Pipeline"];
+
+/// The heading a finding without a runner goes under, one of [`GROUP_HEADINGS`].
+pub(crate) fn group_of(check: &str) -> &'static str {
     match crate::checks::area(check) {
         "gitlab" | "scheduling" | "tls" => "GitLab",
         "pipeline" | "dind" | "image" => "Pipeline",
@@ -125,7 +124,8 @@ fn group_of(check: &str) -> &'static str {
     }
 }
 
-fn runner_heading(facts: &Facts, index: usize) -> String {
+/// Formats the heading of runner `index`: its container or host install, and its config file.
+pub fn runner_heading(facts: &Facts, index: usize) -> String {
     let runner = &facts.runners[index];
     let config = runner.config.display_path();
     match &runner.kind {
@@ -137,7 +137,19 @@ fn runner_heading(facts: &Facts, index: usize) -> String {
     }
 }
 
-fn view_line(facts: &Facts, index: usize) -> Option<String> {
+/// Formats the heading of one `[[runners]]` entry: its name, position and executor.
+pub(crate) fn entry_heading(facts: &Facts, runner: usize, entry: &Entry) -> String {
+    let mut title = format!("runner `{}` (entry {} of {}", entry.label(), entry.index + 1, facts.entries(runner).len());
+    if let Some(executor) = entry.executor() {
+        let _ = write!(title, ", {executor} executor");
+    }
+    title.push(')');
+    title
+}
+
+/// Formats the line under a runner heading that names the point of view of its network
+/// verdicts.
+pub(crate) fn view_line(facts: &Facts, index: usize) -> Option<String> {
     let line = match facts.probes.view(index)? {
         ViewAccess::Namespace { .. } => "probes run inside the container's network namespace".to_string(),
         ViewAccess::HostNetwork => "probes run from this host".to_string(),
@@ -147,7 +159,9 @@ fn view_line(facts: &Facts, index: usize) -> Option<String> {
     Some(line)
 }
 
-fn write_finding(out: &mut String, finding: &Finding, style: Style, indent: &str) {
+/// Writes one finding: its label and message, then location, effect, evidence, basis, help and
+/// commands on indented lines.
+pub(crate) fn write_finding(out: &mut String, finding: &Finding, style: Style, indent: &str) {
     let label = format!("{}[{}]", finding.status.label(), finding.check);
     let _ = writeln!(out, "{indent}{}: {}", style.status(finding.status, &label), finding.message);
 
@@ -165,13 +179,15 @@ fn write_finding(out: &mut String, finding: &Finding, style: Style, indent: &str
         }
         let _ = writeln!(out, "{inner}--> {place}");
     }
+    if let Some(downgrade) = &finding.downgraded {
+        let _ = writeln!(out, "{inner}= policy: downgraded from {} ({}): {}", downgrade.from, downgrade.rule, downgrade.reason);
+    }
     if let Some(effect) = &finding.effect {
         let _ = writeln!(out, "{inner}= effect: {effect}");
     }
     let show_evidence = finding.status.is_problem() || style.verbose;
     for line in finding.evidence.iter().filter(|_| show_evidence) {
-        if line.starts_with(' ') || line.starts_with('|') || line.trim_start().starts_with("-->") || line.contains(" | ") {
-            // Pre-formatted snippet lines keep their own alignment.
+        if is_preformatted(line) {
             let _ = writeln!(out, "{inner}{line}");
         } else {
             let _ = writeln!(out, "{inner}= evidence: {line}");
@@ -198,7 +214,14 @@ fn write_finding(out: &mut String, finding: &Finding, style: Style, indent: &str
     }
 }
 
-fn summary_line(report: &Report, style: Style) -> String {
+/// Returns true for an evidence line of a source snippet (`  |`, `-->`), which keeps its own
+/// alignment instead of getting an `= evidence:` label.
+pub(crate) fn is_preformatted(line: &str) -> bool {
+    line.starts_with(' ') || line.starts_with('|') || line.trim_start().starts_with("-->") || line.contains(" | ")
+}
+
+/// Formats the one-line summary: counts of each status and of runners.
+pub(crate) fn summary_line(report: &Report, style: Style) -> String {
     let summary = report.summary();
     let plural = |count: usize, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
     let problems = [
@@ -214,4 +237,26 @@ fn summary_line(report: &Report, style: Style) -> String {
         summary.skipped,
         plural(runners, "runner", "runners")
     )
+}
+
+/// Lists the findings a policy ignored, grouped by rule:
+/// `1 finding ignored by policy: <reason>`, then each finding's label and message.
+fn write_ignored(out: &mut String, report: &Report, style: Style) {
+    let mut rules: Vec<&str> = Vec::new();
+    for ignored in report.ignored {
+        if !rules.contains(&ignored.rule.as_str()) {
+            rules.push(&ignored.rule);
+        }
+    }
+    for rule in rules {
+        let of_rule: Vec<_> = report.ignored.iter().filter(|ignored| ignored.rule == rule).collect();
+        let noun = if of_rule.len() == 1 { "finding" } else { "findings" };
+        let _ = writeln!(out, "{} {noun} ignored by policy: {}", of_rule.len(), of_rule[0].reason);
+        let _ = writeln!(out, "  {}", style.dim(&format!("rule {rule}")));
+        for ignored in of_rule {
+            let finding = &ignored.finding;
+            let label = format!("{}[{}]", finding.status.label(), finding.check);
+            let _ = writeln!(out, "  {}: {}", style.dim(&label), finding.message);
+        }
+    }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{Report, Summary};
 use crate::facts::{Facts, RunnerKind};
-use crate::finding::{Basis, Finding, Location, Status};
+use crate::finding::{Basis, Downgrade, Finding, Location, Status};
 use crate::fix::Fix;
 
 /// Version of the JSON layout.
@@ -22,6 +22,10 @@ struct JsonReport<'a> {
     /// Every verdict, `ok` and `skipped` included.
     checks: Vec<JsonCheck<'a>>,
     summary: Summary,
+    /// The policy file that was read, or null.
+    policy: Option<String>,
+    /// Problems a policy rule ignored; they count in no total and in no exit status.
+    ignored: Vec<JsonIgnored<'a>>,
     exit_code: u8,
     /// What `--fix` did; absent without `--fix`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +79,17 @@ struct JsonFinding<'a> {
     location: Option<&'a Location>,
     help: Option<&'a str>,
     fix: Option<&'a Fix>,
+    /// Present when a policy rule lowered the severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downgraded: Option<&'a Downgrade>,
+}
+
+#[derive(Serialize)]
+struct JsonIgnored<'a> {
+    #[serde(flatten)]
+    finding: JsonFinding<'a>,
+    reason: &'a str,
+    rule: &'a str,
 }
 
 #[derive(Serialize)]
@@ -108,6 +123,12 @@ pub fn render(report: &Report, fix: Option<&crate::fix::report::FixReport>) -> S
             .map(|finding| JsonCheck { check: finding.check, status: finding.status, runner: subject(facts, finding), message: &finding.message, basis: finding.basis.as_ref() })
             .collect(),
         summary: report.summary(),
+        policy: report.policy.map(|path| path.display().to_string()),
+        ignored: report
+            .ignored
+            .iter()
+            .map(|ignored| JsonIgnored { finding: finding_json(facts, &ignored.finding), reason: &ignored.reason, rule: &ignored.rule })
+            .collect(),
         exit_code: report.exit_code(),
         fix,
     };
@@ -165,5 +186,6 @@ fn finding_json<'a>(facts: &Facts, finding: &'a Finding) -> JsonFinding<'a> {
         location: finding.location.as_ref(),
         help: finding.help.as_deref(),
         fix: finding.fix.as_ref(),
+        downgraded: finding.downgraded.as_ref(),
     }
 }

@@ -376,3 +376,38 @@ pub fn config_file(config: &str) -> (tempfile::TempDir, PathBuf) {
     set_mode(&path, 0o600);
     (dir, path)
 }
+
+/// Runs ci-doctor with `args` on a terminal that `script` provides, and returns everything it
+/// wrote there (stdout and stderr together, with `\r\n` line ends) and its exit status.
+pub fn ci_doctor_on_terminal(args: &[&str]) -> (i32, String) {
+    use std::io::Read;
+
+    let mut command_line = String::from(env!("CARGO_BIN_EXE_ci-doctor"));
+    for arg in args {
+        command_line.push_str(&format!(" '{}'", arg.replace('\'', r"'\''")));
+    }
+    let mut child = Command::new("script")
+        .args(["-qfec", &command_line, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env_remove("GITLAB_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    // stdin stays open until ci-doctor is done, so that `script` does not end the session early.
+    let _stdin = child.stdin.take();
+    let mut output = String::new();
+    child.stdout.take().expect("stdout piped").read_to_string(&mut output).expect("output readable");
+    let status = child.wait().expect("script finishes");
+    (status.code().unwrap_or(-1), output)
+}
+
+/// Opens a TCP listener on loopback that accepts connections and never replies, so that a
+/// probe of `http://127.0.0.1:<port>/` waits for its whole time limit.
+pub fn silent_listener() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+    let port = listener.local_addr().expect("bound").port();
+    (listener, port)
+}

@@ -88,6 +88,9 @@ pub struct ContainerBuilder<'b> {
     command: Option<Vec<String>>,
     entrypoint: Option<String>,
     privileged: bool,
+    pid_host: bool,
+    cap_add: Vec<String>,
+    security_opts: Vec<String>,
     restart: Option<String>,
     labels: Vec<(String, String)>,
     lifecycle: Lifecycle,
@@ -112,6 +115,9 @@ impl<'b> ContainerBuilder<'b> {
             command: None,
             entrypoint: None,
             privileged: false,
+            pid_host: false,
+            cap_add: Vec::new(),
+            security_opts: Vec::new(),
             restart: None,
             labels: Vec::new(),
             lifecycle: Lifecycle::Running,
@@ -249,6 +255,26 @@ impl<'b> ContainerBuilder<'b> {
 
     pub fn privileged(mut self) -> Self {
         self.privileged = true;
+        self
+    }
+
+    /// Shares the host's PID namespace (`--pid host`), so that the container
+    /// sees the host's processes and their `/proc/<pid>/ns` files.
+    pub fn pid_host(mut self) -> Self {
+        self.pid_host = true;
+        self
+    }
+
+    /// Adds a capability (`--cap-add`), for example `SYS_ADMIN`.
+    pub fn cap_add(mut self, capability: &str) -> Self {
+        self.cap_add.push(capability.to_owned());
+        self
+    }
+
+    /// Adds a security option (`--security-opt`), for example
+    /// `apparmor=unconfined`.
+    pub fn security_opt(mut self, option: &str) -> Self {
+        self.security_opts.push(option.to_owned());
         self
     }
 
@@ -552,6 +578,15 @@ impl<'b> ContainerBuilder<'b> {
         if self.privileged {
             args.push("--privileged".to_owned());
         }
+        if self.pid_host {
+            args.push("--pid=host".to_owned());
+        }
+        for capability in &self.cap_add {
+            args.push(format!("--cap-add={capability}"));
+        }
+        for option in &self.security_opts {
+            args.push(format!("--security-opt={option}"));
+        }
         args.push(image_ref.to_owned());
 
         let command = match &self.lifecycle {
@@ -673,6 +708,31 @@ impl Container {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr,
         })
+    }
+
+    /// Waits until the container stops and returns its exit status.
+    pub fn wait(&self) -> anyhow::Result<i64> {
+        let status = docker(&["wait", self.name.as_str()])?;
+        status
+            .trim()
+            .parse()
+            .with_context(|| format!("`docker wait {}` printed {status:?}", self.name))
+    }
+
+    /// Returns what the container wrote to stdout and to stderr, apart.
+    pub fn output(&self) -> anyhow::Result<(String, String)> {
+        let output = docker_output(&["logs", self.name.as_str()])?;
+        if !output.status.success() {
+            bail!(
+                "`docker logs {}` failed: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok((
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
     }
 
     /// Returns what the container wrote to stdout, then to stderr.

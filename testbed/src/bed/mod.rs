@@ -636,6 +636,66 @@ impl ImageBuilder<'_> {
     }
 }
 
+impl Bed {
+    /// Builds `image_ref` from the `Dockerfile` in `context`, a directory
+    /// inside the bed directory, with `--build-arg`s. The Dockerfile may use
+    /// only local images (`FROM scratch` or a test bed base); nothing is
+    /// pulled. The image is removed when the bed is dropped.
+    pub fn build_image(
+        &self,
+        image_ref: &str,
+        context: &Path,
+        build_args: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let bed_dir = self
+            .dir()
+            .canonicalize()
+            .context("failed to resolve the bed directory")?;
+        let context = context
+            .canonicalize()
+            .with_context(|| format!("build context {} does not exist", context.display()))?;
+        if !context.starts_with(&bed_dir) {
+            bail!(
+                "build context {} is outside the bed directory {}; create it with Bed::create_dir",
+                context.display(),
+                bed_dir.display()
+            );
+        }
+        if let Some(existing) = inspect("image", image_ref)?
+            && !images::is_testbed_image(&existing)?
+        {
+            bail!(
+                "image {image_ref} exists and was not built by the ci-doctor test bed; \
+                 remove it (docker image rm {image_ref}) or run the tests against another Docker host"
+            );
+        }
+
+        let mut args = vec!["build".to_owned(), "--quiet".to_owned()];
+        args.extend(self.label_args());
+        args.extend(["--label".to_owned(), format!("{IMAGE_LABEL}=derived")]);
+        for (name, value) in build_args {
+            args.extend(["--build-arg".to_owned(), format!("{name}={value}")]);
+        }
+        args.extend(["--tag".to_owned(), image_ref.to_owned()]);
+        args.push(context.to_string_lossy().into_owned());
+        let output = std::process::Command::new("docker")
+            .args(&args)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .context("failed to start docker build")?;
+        if !output.status.success() {
+            bail!(
+                "`docker {}` failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        self.record(Created::Image(image_ref.to_owned()));
+        Ok(())
+    }
+}
+
 /// Quotes a value for `ENV` and `LABEL` in a Dockerfile, which accept
 /// double-quoted strings with backslash escapes.
 fn dockerfile_string(value: &str) -> String {
