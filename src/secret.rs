@@ -149,9 +149,18 @@ pub fn shorten(value: &str) -> String {
     format!("{instance}{prefix}{shown}…")
 }
 
-fn registry() -> &'static Mutex<Vec<String>> {
-    static REGISTRY: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+/// The registered secrets, and a matcher over all of them built when first needed: a config
+/// with hundreds of entries registers hundreds of tokens, and a report is scanned once, not once
+/// per token.
+#[derive(Default)]
+struct Registry {
+    secrets: Vec<String>,
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Registry::default()))
 }
 
 /// Registers a secret value so that [`redact`] removes it from any text.
@@ -162,11 +171,10 @@ pub fn register(value: &str) {
     if value.len() < 6 {
         return;
     }
-    let mut secrets = registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !secrets.iter().any(|known| known == value) {
-        secrets.push(value.to_string());
-        // Longest first, so that a secret containing another is replaced whole.
-        secrets.sort_by_key(|known| std::cmp::Reverse(known.len()));
+    let mut registry = registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !registry.secrets.iter().any(|known| known == value) {
+        registry.secrets.push(value.to_string());
+        registry.matcher = None;
     }
 }
 
@@ -187,23 +195,38 @@ pub fn register_in_text(text: &str, credential_keys: &[&str]) {
                 register(inner);
             }
         }
-        for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
-            if PREFIXES.iter().any(|prefix| strip_instance_prefix(word).starts_with(prefix)) && word.len() > 12 {
+        for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).filter(|word| word.len() > 12) {
+            let bare = strip_instance_prefix(word);
+            if PREFIXES.iter().any(|prefix| bare.starts_with(prefix)) {
                 register(word);
             }
         }
     }
 }
 
-/// Replaces every registered secret in `text` by its short form.
+/// Replaces every registered secret in `text` by its short form. Where secrets overlap, the
+/// longest wins, so that a secret containing another is replaced whole.
 pub fn redact(text: &str) -> String {
-    let secrets = registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut out = text.to_string();
-    for secret in secrets.iter() {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), &shorten(secret));
+    let mut registry = registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if registry.secrets.is_empty() {
+        return text.to_string();
+    }
+    if registry.matcher.is_none() {
+        let built = aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostLongest).build(&registry.secrets);
+        match built {
+            Ok(matcher) => registry.matcher = Some(matcher),
+            // Building fails only past the crate's size limits; hide the whole text rather
+            // than risk showing a secret.
+            Err(_) => return "…".to_string(),
         }
     }
+    let Registry { secrets, matcher } = &*registry;
+    let matcher = matcher.as_ref().expect("built above");
+    let mut out = String::with_capacity(text.len());
+    matcher.replace_all_with(text, &mut out, |found, _, out| {
+        out.push_str(&shorten(&secrets[found.pattern().as_usize()]));
+        true
+    });
     out
 }
 
@@ -259,6 +282,13 @@ mod tests {
         register("glpat-FAKEredact0123456789");
         let text = "sent glpat-FAKEredact0123456789 to the server";
         assert_eq!(redact(text), "sent glpat-FAKE… to the server");
+    }
+
+    #[test]
+    fn a_secret_holding_another_is_replaced_whole() {
+        register("FAKEnested0123456789");
+        register("glpat-FAKEnested0123456789");
+        assert_eq!(redact("a glpat-FAKEnested0123456789 and FAKEnested0123456789"), "a glpat-FAKE… and …");
     }
 
     #[test]

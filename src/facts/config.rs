@@ -407,7 +407,7 @@ impl ParsedConfig {
         })?;
 
         let mut parsed = ParsedConfig::default();
-        let mut walker = Walker { text, parsed: &mut parsed };
+        let mut walker = Walker { text, lines: LineIndex::new(text), parsed: &mut parsed };
         walker.table(document.as_table(), &mut Vec::new(), None);
         Ok(parsed)
     }
@@ -467,7 +467,29 @@ fn display_key(segments: &[String]) -> String {
 /// Walks the document once, filling the global map, the entries and the occurrences.
 struct Walker<'a> {
     text: &'a str,
+    lines: LineIndex,
     parsed: &'a mut ParsedConfig,
+}
+
+/// Byte offsets where the lines of a text start, so that a large config with thousands of keys
+/// finds each key's line without scanning the text from the start every time.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(at, _)| at + 1)).collect();
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of byte offset `at`, as [`line_column`] gives.
+    fn line_column(&self, text: &str, at: usize) -> (usize, usize) {
+        let at = floor_char_boundary(text, at.min(text.len()));
+        let line = self.starts.partition_point(|start| *start <= at);
+        let column = text[self.starts[line - 1]..at].chars().count() + 1;
+        (line, column)
+    }
 }
 
 impl Walker<'_> {
@@ -482,7 +504,7 @@ impl Walker<'_> {
                 Item::ArrayOfTables(array) if is_runners => {
                     for (index, runner) in array.iter().enumerate() {
                         let header = runner.span().map(|span| span.start).unwrap_or(key_span.start);
-                        let (line, _) = line_column(self.text, header);
+                        let (line, _) = self.lines.line_column(self.text, header);
                         self.parsed.entries.push(Entry { index, line, keys: KeyMap::default(), expansions: Vec::new() });
                         segments.push(index.to_string());
                         self.table(runner, segments, Some(index));
@@ -532,7 +554,7 @@ impl Walker<'_> {
     }
 
     fn record(&mut self, segments: &[String], value: Val, key_span: Range<usize>, entry: Option<usize>) {
-        let (line, column) = line_column(self.text, key_span.start);
+        let (line, column) = self.lines.line_column(self.text, key_span.start);
         let schema_path = schema_path(segments);
         let key = display_key(segments);
 
@@ -591,6 +613,15 @@ fn convert(value: &Value, key: &str) -> Val {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_index_agrees_with_a_scan_at_every_offset() {
+        let text = "a = 1\n\n  é = \"ü\"\r\nlast";
+        let index = LineIndex::new(text);
+        for at in 0..=text.len() + 2 {
+            assert_eq!(index.line_column(text, at), line_column(text, at), "offset {at}");
+        }
+    }
 
     const SAMPLE: &str = r#"# comment
 concurrent = 2
