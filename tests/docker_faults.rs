@@ -149,7 +149,8 @@ fn probe_container_that_cannot_start_falls_back_to_reasoning() -> anyhow::Result
     let clone = verdict(&report, "network.clone-url");
     assert_eq!(clone["basis"]["method"], "reasoning", "{clone:#}");
     assert!(clone["basis"]["detail"].as_str().unwrap().contains("no-such-network"), "the reason is shown: {clone:#}");
-    assert!(leftover_probes().is_empty(), "{:?}", leftover_probes());
+    // Docker removes an ended probe container by itself, shortly after ci-doctor exits.
+    assert!(ci_doctor_testbed::wait_for_probe_containers(std::time::Duration::from_secs(10)), "{:?}", leftover_probes());
     Ok(())
 }
 
@@ -183,9 +184,14 @@ fn probe_containers_are_removed_on_signals_and_panics() -> anyhow::Result<()> {
     let bed = ci_doctor_testbed::Bed::new("probe-cleanup")?;
     bed.network("ci-net").create()?;
     let dns = dns(&bed, "ci-net", &[]);
-    bed.container("gitlab").image(GITLAB_IMAGE).network("ci-net").env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab'").gitlab_standin(&state_with_runners(&[])).start()?;
-    let config = "concurrent = 1\n\n[[runners]]\n  name = \"held\"\n  url = \"http://gitlab/\"\n  token = \"glrt-FAKEcleanup00112233\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    network_mode = \"ci-net\"\n";
-    runner_container(&bed, Some("ci-net"), config, None, dns);
+    let gitlab = bed.container("gitlab").image(GITLAB_IMAGE).network("ci-net").env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab'").gitlab_standin(&state_with_runners(&[])).start()?;
+    // Jobs map `gitlab` with `extra_hosts`, so no runner container shares their view: it takes a
+    // probe container.
+    let config = format!(
+        "concurrent = 1\n\n[[runners]]\n  name = \"held\"\n  url = \"http://gitlab/\"\n  token = \"glrt-FAKEcleanup00112233\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    network_mode = \"ci-net\"\n    extra_hosts = [\"gitlab:{}\"]\n",
+        ip(&gitlab, "ci-net")
+    );
+    runner_container(&bed, Some("ci-net"), &config, None, dns);
 
     for (signal, code) in [(nix::sys::signal::Signal::SIGINT, 130), (nix::sys::signal::Signal::SIGTERM, 143)] {
         let mut child = start_with_probe_fault("pause-while-probing");

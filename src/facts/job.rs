@@ -59,21 +59,34 @@ pub enum JobAccess {
     /// A short-lived probe container with the job's network settings was created and its
     /// network namespace entered.
     Probe { container: String, image: String },
+    /// No probe container: runner container `container` is on `network` like the job containers,
+    /// and every URL names a container on that network, so the runner's own probes show what a
+    /// job sees.
+    Shared { container: String, network: String },
     /// No probe was possible; checks reason from the settings.
     Unavailable { reason: String },
     /// `--no-probe` was given.
     Disabled,
 }
 
-/// The job's point of view for the entries of one runner that share network settings.
+/// The job's point of view for the entries that share network settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobView {
+    /// The runner of the first entry.
     pub runner: usize,
-    pub entries: Vec<usize>,
+    /// `(runner, entry)` of every entry covered.
+    pub members: Vec<(usize, usize)>,
     pub network: JobNetwork,
     pub access: JobAccess,
     /// URLs tried from inside the probe container.
     pub urls: Vec<UrlProbe>,
+}
+
+impl JobAccess {
+    /// Whether URLs were really tried from the job's network.
+    pub fn probed(&self) -> bool {
+        matches!(self, JobAccess::Probe { .. } | JobAccess::Shared { .. })
+    }
 }
 
 impl JobView {

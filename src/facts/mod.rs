@@ -80,7 +80,7 @@ impl Facts {
 
     /// The job view that covers entry `entry` of runner `runner`.
     pub fn job_view(&self, runner: usize, entry: usize) -> Option<&job::JobView> {
-        self.job_views.iter().find(|view| view.runner == runner && view.entries.contains(&entry))
+        self.job_views.iter().find(|view| view.members.contains(&(runner, entry)))
     }
 
     /// The `[[runners]]` entries of runner `runner`, or none when its config did not parse.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::{ClientVersion, Docker};
-use bollard::models::{ContainerInspectResponse, ContainerSummary};
+use bollard::models::{ContainerInspectResponse, ContainerSummary, SystemInfo};
 
 use crate::facts::docker::{
     ContainerInfo, DaemonInfo, DockerError, DockerErrorKind, Link, MountInfo, NetworkAttachment,
@@ -74,11 +74,24 @@ pub fn inspect_socket(path: &Path) -> SocketInfo {
 
 /// Connects to `endpoint` and negotiates the API version with one `GET /version`.
 pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<(DockerClient, DaemonInfo), DockerError> {
-    let seconds = timeout.as_secs().max(1);
-    let docker = open(endpoint, seconds, bollard::API_DEFAULT_VERSION)?;
+    negotiate(endpoint, open_newest(endpoint, timeout)?).await
+}
 
-    // bollard starts at the newest API version it knows. An older daemon rejects that with
-    // "client version X is too new. Maximum supported API version is Y"; reconnect at Y.
+/// A client for `endpoint` at the newest API version bollard knows; [`negotiate`] settles the
+/// version the daemon speaks.
+pub fn open_newest(endpoint: &Endpoint, timeout: Duration) -> Result<DockerClient, DockerError> {
+    let docker = open(endpoint, timeout.as_secs().max(1), bollard::API_DEFAULT_VERSION)?;
+    Ok(DockerClient { docker, timeout })
+}
+
+/// Asks the daemon behind `client` for its version, and returns a client at an API version the
+/// daemon supports.
+pub async fn negotiate(endpoint: &Endpoint, client: DockerClient) -> Result<(DockerClient, DaemonInfo), DockerError> {
+    let DockerClient { docker, timeout } = client;
+    let seconds = timeout.as_secs().max(1);
+
+    // An older daemon rejects the newest version with "client version X is too new. Maximum
+    // supported API version is Y"; reconnect at Y.
     let (docker, version) = match call(timeout, docker.version()).await {
         Ok(version) => (docker, version),
         Err(error) => match max_supported_version(&error) {
@@ -194,23 +207,14 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl DockerClient {
-    /// Adds CPU count, memory and root directory from `GET /info`.
-    pub async fn add_info(&self, info: &mut DaemonInfo) {
+    /// `GET /info`: CPU count, memory and root directory. `None` when the daemon does not answer.
+    pub async fn system(&self) -> Option<SystemInfo> {
         match call(self.timeout, self.docker.info()).await {
-            Ok(system) => {
-                info.ncpu = system.ncpu;
-                info.mem_total = system.mem_total;
-                info.docker_root_dir = system.docker_root_dir;
-                if info.is_local
-                    && let Some(root) = &info.docker_root_dir
-                    && let Ok(stats) = nix::sys::statvfs::statvfs(root.as_str())
-                {
-                    let fragment = stats.fragment_size();
-                    info.root_free_bytes = Some(stats.blocks_available() * fragment);
-                    info.root_total_bytes = Some(stats.blocks() * fragment);
-                }
+            Ok(system) => Some(system),
+            Err(error) => {
+                tracing::warn!(error = %redact(&error_chain(&error)), "docker info failed");
+                None
             }
-            Err(error) => tracing::warn!(error = %redact(&error_chain(&error)), "docker info failed"),
         }
     }
 
@@ -475,6 +479,22 @@ async fn log_tail(client: &DockerClient, name: &str) -> Vec<String> {
     };
     let _ = tokio::time::timeout(client.timeout, read).await;
     lines
+}
+
+/// Adds what `GET /info` tells to `info`: CPUs, memory, and the free space of the daemon's root
+/// directory when the daemon runs on this machine.
+pub fn add_system(info: &mut DaemonInfo, system: SystemInfo) {
+    info.ncpu = system.ncpu;
+    info.mem_total = system.mem_total;
+    info.docker_root_dir = system.docker_root_dir;
+    if info.is_local
+        && let Some(root) = &info.docker_root_dir
+        && let Ok(stats) = nix::sys::statvfs::statvfs(root.as_str())
+    {
+        let fragment = stats.fragment_size();
+        info.root_free_bytes = Some(stats.blocks_available() * fragment);
+        info.root_total_bytes = Some(stats.blocks() * fragment);
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,13 @@ pub async fn gather(options: &Options) -> Facts {
         ..Facts::default()
     };
 
+    // Host files are read on blocking threads while the Docker calls run: the process table
+    // of a busy host and a large pipeline take as long as a Docker round trip.
+    let scan_host = options.configs.is_empty() && options.runner_containers.is_empty();
+    let native = tokio::task::spawn_blocking(move || if scan_host { native::discover() } else { Vec::new() });
+    let ci_file = options.ci_file.clone();
+    let pipeline = tokio::task::spawn_blocking(move || crate::pipeline::load(ci_file.as_deref()));
+
     // The Docker endpoint first: runner discovery depends on it.
     let endpoint = Endpoint::from_env();
     facts.docker.endpoint = crate::secret::redact_url(&endpoint.url);
@@ -68,68 +75,64 @@ pub async fn gather(options: &Options) -> Facts {
     if let Some(path) = endpoint.socket_path() {
         facts.docker.socket = Some(docker::inspect_socket(&path));
     }
-    let client = match docker::connect(&endpoint, options.timeout).await {
-        Ok((client, mut info)) => {
-            let (_, listed) = tokio::join!(client.add_info(&mut info), client.list());
-            facts.docker.daemon = Some(Ok(info));
-            match listed {
-                Ok(containers) => Some((client, containers)),
-                Err(error) => {
-                    facts.docker.daemon = Some(Err(error));
-                    None
-                }
-            }
+    // `/info` is the daemon's slowest answer and only checks read it, so it is asked at once,
+    // beside the version negotiation and the whole discovery.
+    let opened = docker::open_newest(&endpoint, options.timeout);
+    let early_system = async {
+        match &opened {
+            Ok(client) => client.system().await,
+            Err(_) => None,
         }
+    };
+    let discovery = async {
+        let client = match opened.clone() {
+            Ok(client) => docker::negotiate(&endpoint, client).await,
+            Err(error) => Err(error),
+        };
+        let client = match client {
+            Ok((client, info)) => {
+                facts.docker.daemon = Some(Ok(info));
+                Some(client)
+            }
+            Err(error) => {
+                facts.docker.daemon = Some(Err(error));
+                None
+            }
+        };
+        let listed = discover(&mut facts, client.as_ref(), options, native, pipeline).await;
+        (client, listed)
+    };
+    let (mut system, (client, listed)) = tokio::join!(early_system, discovery);
+
+    let client = match listed {
+        Ok(()) => client,
         Err(error) => {
             facts.docker.daemon = Some(Err(error));
             None
         }
     };
-
-    if let Some((client, containers)) = &client {
-        facts.docker.containers_seen = containers.len();
-        discover_containers(&mut facts, client, containers, options).await;
-    }
-    add_native_runners(&mut facts, options);
-    for runner in &mut facts.runners {
-        let env = runner.env().clone();
-        if let Some(Ok(parsed)) = &mut runner.config.parsed {
-            for entry in &mut parsed.entries {
-                crate::facts::config::expand_entry(entry, &env);
-            }
+    if let (Some(client), Some(Ok(info))) = (&client, &mut facts.docker.daemon) {
+        // After a downgrade of the API version the early request failed; ask again.
+        if system.is_none() {
+            system = client.system().await;
         }
-    }
-    facts.pipeline = crate::pipeline::load(options.ci_file.as_deref());
-
-    // What jobs meet: their images and the containers earlier jobs left behind.
-    if let Some((client, containers)) = &client {
-        let references = image_references(&facts);
-        let semaphore = tokio::sync::Semaphore::new(DOCKER_CONCURRENCY);
-        let inspections = references.iter().map(|reference| {
-            let semaphore = &semaphore;
-            async move {
-                let _permit = semaphore.acquire().await;
-                docker::inspect_image(client, reference).await
-            }
-        });
-        let (images, job_containers) = tokio::join!(join_all(inspections), docker::job_containers(client, containers));
-        facts.images = images;
-        facts.job_containers = job_containers;
+        if let Some(system) = system {
+            docker::add_system(info, system);
+        }
     }
 
     facts.shell_users = shell::shell_users(&facts);
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     tracing::debug!(runners = facts.runners.len(), gitlabs = facts.gitlabs.len(), ?remaining, "discovery done");
-    let docker_client = client.as_ref().map(|(client, _)| client);
+    let docker_client = client.as_ref();
 
     // The API runs beside the probes when its URL is known without them, so that a slow
     // GitLab costs one time limit, not two.
     match options.gitlab.early_target() {
         Some(target) => {
-            let (probes, job_views, gitlab) = tokio::join!(
-                crate::probe::run(&facts, options.timeout, deadline),
-                crate::probe::job::run(&facts, docker_client, options.timeout, deadline),
+            let ((probes, job_views), gitlab) = tokio::join!(
+                crate::probe::run_all(&facts, docker_client, options.timeout, deadline),
                 gitlab::gather(&options.gitlab, Ok(target), &facts, options.timeout, deadline),
             );
             facts.probes = probes;
@@ -137,10 +140,7 @@ pub async fn gather(options: &Options) -> Facts {
             facts.gitlab = gitlab;
         }
         None => {
-            let (probes, job_views) = tokio::join!(
-                crate::probe::run(&facts, options.timeout, deadline),
-                crate::probe::job::run(&facts, docker_client, options.timeout, deadline),
-            );
+            let (probes, job_views) = crate::probe::run_all(&facts, docker_client, options.timeout, deadline).await;
             facts.probes = probes;
             facts.job_views = job_views;
             let target = gitlab::target_from_runners(&facts);
@@ -195,6 +195,60 @@ fn host_facts() -> HostFacts {
     groups.sort();
     groups.dedup();
     HostFacts { user, uid, gid, groups }
+}
+
+/// Finds the runners and GitLab containers, reads their configs and the pipeline, and inspects
+/// the images jobs use. Returns the error of a daemon that answered but could not list its
+/// containers; native runners and the pipeline are read all the same.
+async fn discover(
+    facts: &mut Facts,
+    client: Option<&DockerClient>,
+    options: &Options,
+    native: tokio::task::JoinHandle<Vec<native::NativeCandidate>>,
+    pipeline: tokio::task::JoinHandle<Option<crate::pipeline::PipelineFact>>,
+) -> Result<(), crate::facts::docker::DockerError> {
+    let mut listed = Ok(());
+    let client = match client.map(|client| async move { (client, client.list().await) }) {
+        Some(listing) => match listing.await {
+            (client, Ok(containers)) => {
+                facts.docker.containers_seen = containers.len();
+                let (_, job_containers) = tokio::join!(discover_containers(facts, client, &containers, options), docker::job_containers(client, &containers));
+                facts.job_containers = job_containers;
+                Some(client)
+            }
+            (_, Err(error)) => {
+                listed = Err(error);
+                None
+            }
+        },
+        None => None,
+    };
+
+    add_native_runners(facts, options, native.await.unwrap_or_default());
+    for runner in &mut facts.runners {
+        let env = runner.env().clone();
+        if let Some(Ok(parsed)) = &mut runner.config.parsed {
+            for entry in &mut parsed.entries {
+                crate::facts::config::expand_entry(entry, &env);
+            }
+        }
+    }
+    facts.pipeline = pipeline.await.ok().flatten();
+
+    // What jobs meet: their images.
+    if let Some(client) = client {
+        let references = image_references(facts);
+        let semaphore = tokio::sync::Semaphore::new(DOCKER_CONCURRENCY);
+        let inspections = references.iter().map(|reference| {
+            let semaphore = &semaphore;
+            async move {
+                let _permit = semaphore.acquire().await;
+                docker::inspect_image(client, reference).await
+            }
+        });
+        facts.images = join_all(inspections).await;
+    }
+    listed
 }
 
 /// Inspects runner and GitLab containers and reads each runner's config.
@@ -287,7 +341,7 @@ async fn gitlab_container(client: &DockerClient, container: crate::facts::Contai
 
 /// Adds runners installed on this host, or the files named with `--config` that no runner
 /// container uses.
-fn add_native_runners(facts: &mut Facts, options: &Options) {
+fn add_native_runners(facts: &mut Facts, options: &Options, candidates: Vec<native::NativeCandidate>) {
     let used: Vec<PathBuf> = facts.runners.iter().filter_map(|runner| runner.config.host_path.as_deref().map(native::canonical)).collect();
 
     if !options.configs.is_empty() {
@@ -305,7 +359,7 @@ fn add_native_runners(facts: &mut Facts, options: &Options) {
         return;
     }
 
-    for candidate in native::discover() {
+    for candidate in candidates {
         // A host directory mounted into a runner container is that container's config, not a
         // second runner, unless a runner process on the host uses it.
         if candidate.runner.pid.is_none() && used.contains(&native::canonical(&candidate.config)) {

@@ -1,13 +1,15 @@
 //! The job's point of view: a short-lived container created with the network settings a job
 //! container would get (`network_mode`, `extra_hosts`, `links`, `dns`, `dns_search`), whose
-//! network namespace the probe enters like a runner container's.
+//! network namespace the probe enters like a runner container's. Starting a container costs a
+//! quarter of a second or more, so entries with the same settings share one, and where a runner
+//! container provably sees the same as a job (see [`shared_runner`]) its own probes are used.
 //!
 //! The probe container runs `sleep` for a little longer than the run's deadline, with
 //! auto-remove on. So even if ci-doctor is killed, the container disappears by itself. Normally
-//! ci-doctor removes it as soon as the probes finish.
+//! ci-doctor kills its process as soon as the probes finish, and Docker removes it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -18,19 +20,31 @@ use tokio::time::Instant;
 use super::view::ViewFiles;
 use super::{PROBE_LABEL, Plan, netns, session};
 use crate::facts::job::{JobAccess, JobNetwork, JobView};
+use crate::facts::probe::ViewAccess;
 use crate::facts::{Facts, RunnerKind};
 use crate::gather::docker::{DockerClient, call, classify};
 use crate::topology;
 
-/// One job view to probe: the runner, its entries with these settings, the settings, and each
-/// URL with the CA files (in the runner's file system) that the runner trusts for it.
-type Planned = (usize, Vec<usize>, JobNetwork, Vec<(String, Vec<String>)>);
+/// Job network settings shared by one or more docker-executor entries, with the URLs to try
+/// from them.
+#[derive(Debug, Clone)]
+pub struct PlannedView {
+    /// `(runner, entry)` of every entry with these settings.
+    pub members: Vec<(usize, usize)>,
+    pub network: JobNetwork,
+    /// Each URL with the CA files its runners trust for it, as paths on this host.
+    pub urls: Vec<(String, Vec<PathBuf>)>,
+}
 
-/// Distinct job settings of every docker-executor entry, with the URLs to try from each.
-pub fn plan(facts: &Facts) -> Vec<Planned> {
-    let mut planned: Vec<Planned> = Vec::new();
+/// Groups the docker-executor entries of every runner by their job network settings, with the
+/// URLs to try from each group. Entries of different runners share a group, and so one probe
+/// container, unless they trust different CA files for the same URL.
+pub fn plan(facts: &Facts) -> Vec<PlannedView> {
+    let mut planned: Vec<PlannedView> = Vec::new();
+    let mut files = FileCache::default();
     for runner in 0..facts.runners.len() {
         let config_dir = facts.runners[runner].config.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let root = runner_root(facts, runner);
         for entry in facts.entries(runner).iter().filter(|entry| entry.uses_docker()) {
             let network = topology::job_network(entry);
             let mut urls = Vec::new();
@@ -44,25 +58,33 @@ pub fn plan(facts: &Facts) -> Vec<Planned> {
                 }
                 urls.insert(0, source.url);
             }
-            let urls: Vec<(String, Vec<String>)> = urls.into_iter().map(|url| {
-                let cas = super::runner_cas(&config_dir, entry, &url);
-                (url, cas)
-            }).collect();
-            let index = match planned.iter().position(|(known, _, settings, _)| *known == runner && *settings == network) {
-                Some(index) => {
-                    planned[index].1.push(entry.index);
-                    index
+            let urls: Vec<(String, Vec<PathBuf>)> = urls
+                .into_iter()
+                .map(|url| {
+                    let cas = super::runner_cas(&config_dir, entry, &url).iter().map(|ca| root.join(ca.trim_start_matches('/'))).collect();
+                    (url, cas)
+                })
+                .collect();
+
+            let mut fits = |view: &PlannedView| view.network == network && urls.iter().all(|(url, cas)| view.urls.iter().all(|(known, known_cas)| known != url || files.same(known_cas, cas)));
+            let member = (runner, entry.index);
+            match planned.iter_mut().find(|view| fits(view)) {
+                Some(view) => {
+                    view.members.push(member);
+                    for (url, cas) in urls {
+                        if !view.urls.iter().any(|(known, _)| *known == url) {
+                            view.urls.push((url, cas));
+                        }
+                    }
                 }
                 None => {
-                    planned.push((runner, vec![entry.index], network, Vec::new()));
-                    planned.len() - 1
-                }
-            };
-            for (url, cas) in urls {
-                let known = &mut planned[index].3;
-                match known.iter_mut().find(|(existing, _)| *existing == url) {
-                    Some((_, existing_cas)) => existing_cas.extend(cas),
-                    None => known.push((url, cas)),
+                    let mut unique: Vec<(String, Vec<PathBuf>)> = Vec::new();
+                    for (url, cas) in urls {
+                        if !unique.iter().any(|(known, _)| *known == url) {
+                            unique.push((url, cas));
+                        }
+                    }
+                    planned.push(PlannedView { members: vec![member], network, urls: unique });
                 }
             }
         }
@@ -70,9 +92,116 @@ pub fn plan(facts: &Facts) -> Vec<Planned> {
     planned
 }
 
-/// Probes every planned job view concurrently.
-pub async fn run(facts: &Facts, client: Option<&DockerClient>, timeout: Duration, deadline: Instant) -> Vec<JobView> {
-    let planned = plan(facts);
+/// CA files read while planning, each once.
+#[derive(Default)]
+struct FileCache(HashMap<PathBuf, Option<Vec<u8>>>);
+
+impl FileCache {
+    /// Whether two lists of CA files hold the same certificates, file by file; a missing file
+    /// equals only a missing file.
+    fn same(&mut self, a: &[PathBuf], b: &[PathBuf]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a == b || self.read(a) == self.read(b))
+    }
+
+    fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
+        self.0.entry(path.to_path_buf()).or_insert_with(|| std::fs::read(path).ok()).clone()
+    }
+}
+
+/// The runner container whose own probes show what a job container with `view`'s settings sees
+/// for every one of its URLs, so that no probe container is needed. That holds when
+///
+/// - jobs join a user-defined network (`network_mode`), and the runner container, whose
+///   namespace ci-doctor enters, is on that network and on no other user-defined one;
+/// - every URL is plain HTTP and names a known GitLab container on that network by container
+///   name, alias or address: Docker's embedded DNS gives every container on the network the same
+///   answer for such a name, and the network's bridge carries both connections alike;
+/// - neither the jobs (`extra_hosts`, `links`) nor the runner container (`--add-host`, links,
+///   its own name, aliases and host name, a hosts file or resolver configuration of its own)
+///   map that name to anything else.
+///
+/// HTTPS URLs always get a probe container, because a job trusts the CA bundle of its own image.
+pub fn shared_runner(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess]) -> Option<usize> {
+    shared_runner_with_roots(facts, view, accesses, &|pid| PathBuf::from(format!("/proc/{pid}/root")))
+}
+
+/// [`shared_runner`], with `root_of` giving the root directory of a container's first process.
+fn shared_runner_with_roots(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess], root_of: &dyn Fn(u32) -> PathBuf) -> Option<usize> {
+    let network = view.network.network_mode.as_deref().filter(|mode| topology::is_user_defined(mode) && !mode.starts_with("container:"))?;
+    let mut hosts = Vec::new();
+    for (url, _) in &view.urls {
+        let parsed = url::Url::parse(url).ok().filter(|parsed| parsed.scheme() == "http")?;
+        let host = parsed.host_str()?.trim_matches(['[', ']']).to_string();
+        let named = facts.gitlabs.iter().any(|gitlab| {
+            let container = &gitlab.container;
+            container.name.eq_ignore_ascii_case(&host)
+                || container.network(network).is_some_and(|attachment| attachment.ip.as_deref() == Some(host.as_str()) || attachment.aliases.iter().any(|alias| alias.eq_ignore_ascii_case(&host)))
+        });
+        let job_remaps = view.network.extra_hosts.iter().any(|mapping| host_of_mapping(mapping).eq_ignore_ascii_case(&host))
+            || view.network.links.iter().any(|link| link.split(':').any(|part| part.eq_ignore_ascii_case(&host)));
+        if !named || job_remaps {
+            return None;
+        }
+        hosts.push(host);
+    }
+
+    // The entries' own runner first, then any other runner container on the network.
+    let mut runners: Vec<usize> = view.members.iter().map(|(runner, _)| *runner).collect();
+    runners.extend(0..facts.runners.len());
+    runners.into_iter().find(|runner| {
+        let Some(container) = facts.runners[*runner].container() else { return false };
+        let user_networks: Vec<&str> = container.networks.iter().map(|attachment| attachment.name.as_str()).filter(|name| topology::is_user_defined(name)).collect();
+        let remaps = |host: &String| {
+            container.name.eq_ignore_ascii_case(host)
+                || container.hostname.eq_ignore_ascii_case(host)
+                || container.network(network).is_some_and(|attachment| attachment.aliases.iter().any(|alias| alias.eq_ignore_ascii_case(host)))
+                || container.extra_hosts.iter().any(|mapping| host_of_mapping(mapping).eq_ignore_ascii_case(host))
+                || container.links.iter().any(|link| link.alias.eq_ignore_ascii_case(host))
+        };
+        matches!(accesses.get(*runner), Some(ViewAccess::Namespace { .. }))
+            && user_networks == [network]
+            && !hosts.iter().any(remaps)
+            && container.pid.is_some_and(|pid| resolves_like_docker(&root_of(pid), &hosts))
+    })
+}
+
+/// Whether the container whose root is `root` resolves names as Docker sets it up on a
+/// user-defined network: through the embedded DNS server alone, with no line of its hosts file
+/// naming one of `hosts`. A bind-mounted `/etc/resolv.conf` or `/etc/hosts` breaks that.
+fn resolves_like_docker(root: &Path, hosts: &[String]) -> bool {
+    let Ok(resolv) = std::fs::read_to_string(root.join("etc/resolv.conf")) else { return false };
+    let servers: Vec<&str> = resolv.lines().filter_map(|line| line.trim().strip_prefix("nameserver")).map(str::trim).collect();
+    if servers != [DOCKER_DNS] {
+        return false;
+    }
+    let names = std::fs::read_to_string(root.join("etc/hosts")).unwrap_or_default();
+    !names.lines().map(|line| line.split('#').next().unwrap_or_default()).any(|line| line.split_whitespace().skip(1).any(|name| hosts.iter().any(|host| host.eq_ignore_ascii_case(name))))
+}
+
+/// Docker's embedded DNS server, which containers on user-defined networks use.
+const DOCKER_DNS: &str = "127.0.0.11";
+
+/// The host name of an `extra_hosts` mapping, `name:address` or `name=address`.
+fn host_of_mapping(mapping: &str) -> &str {
+    mapping.split([':', '=']).next().unwrap_or_default().trim()
+}
+
+/// The job view of `view` from the probes of runner container `runner`, which shares the jobs'
+/// network (see [`shared_runner`]).
+pub fn shared_view(facts: &Facts, view: PlannedView, runner: usize, probes: &crate::facts::probe::Probes) -> JobView {
+    let container = facts.runners[runner].container().map(|container| container.name.clone()).unwrap_or_default();
+    let network = view.network.network_mode.clone().unwrap_or_default();
+    let urls = view
+        .urls
+        .iter()
+        .filter_map(|(url, _)| probes.urls.iter().find(|probe| probe.runner == runner && probe.url == *url))
+        .map(|probe| crate::facts::probe::UrlProbe { runner: view.members[0].0, ..probe.clone() })
+        .collect();
+    JobView { runner: view.members[0].0, members: view.members, network: view.network, access: JobAccess::Shared { container, network }, urls }
+}
+
+/// Probes every planned job view concurrently, each from a probe container of its own.
+pub async fn run(facts: &Facts, client: Option<&DockerClient>, planned: Vec<PlannedView>, timeout: Duration, deadline: Instant) -> Vec<JobView> {
     let unavailable = |reason: String| JobAccess::Unavailable { reason };
     let blocked = if facts.settings.no_probe {
         Some(JobAccess::Disabled)
@@ -87,28 +216,34 @@ pub async fn run(facts: &Facts, client: Option<&DockerClient>, timeout: Duration
     if let Some(access) = blocked {
         return planned
             .into_iter()
-            .map(|(runner, entries, network, _)| JobView { runner, entries, network, access: access.clone(), urls: Vec::new() })
+            .map(|view| JobView { runner: view.members[0].0, members: view.members, network: view.network, access: access.clone(), urls: Vec::new() })
             .collect();
     }
     let client = client.expect("checked above");
     let images = candidate_images(facts);
-    let views = planned.into_iter().enumerate().map(|(index, (runner, entries, network, urls))| {
+    let semaphore = tokio::sync::Semaphore::new(PROBE_CONTAINERS);
+    let views = planned.into_iter().map(|view| {
         let images = images.clone();
-        let ca_root = runner_root(facts, runner);
+        let semaphore = &semaphore;
         async move {
-            let (access, probes) = probe_view(client, index, runner, &network, &urls, &ca_root, &images, timeout, deadline).await;
-            JobView { runner, entries, network, access, urls: probes }
+            let _permit = semaphore.acquire().await;
+            let runner = view.members[0].0;
+            let (access, probes) = probe_view(client, runner, &view.network, &view.urls, &images, timeout, deadline).await;
+            JobView { runner, members: view.members, network: view.network, access, urls: probes }
         }
     });
     join_all(views).await
 }
 
+/// Probe containers started at once: each costs the daemon a network namespace and a mount.
+const PROBE_CONTAINERS: usize = 4;
+
 /// Returns the directory that is `/` for runner `runner`: its container's root through
 /// `/proc`, or this host's.
-fn runner_root(facts: &Facts, runner: usize) -> std::path::PathBuf {
+fn runner_root(facts: &Facts, runner: usize) -> PathBuf {
     match facts.runners[runner].container().and_then(|container| container.pid) {
-        Some(pid) => std::path::PathBuf::from(format!("/proc/{pid}/root")),
-        None => std::path::PathBuf::from("/"),
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/root")),
+        None => PathBuf::from("/"),
     }
 }
 
@@ -132,32 +267,35 @@ fn candidate_images(facts: &Facts) -> Vec<String> {
     images
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn probe_view(
     client: &DockerClient,
-    index: usize,
     runner: usize,
     network: &JobNetwork,
-    urls: &[(String, Vec<String>)],
-    ca_root: &Path,
+    urls: &[(String, Vec<PathBuf>)],
     images: &[String],
     timeout: Duration,
     deadline: Instant,
 ) -> (JobAccess, Vec<crate::facts::probe::UrlProbe>) {
-    let name = format!("ci-doctor-probe-{}-{index}", std::process::id());
+    // A name of its own for every container of this process: an ended probe container of an
+    // earlier diagnosis (a re-check after `--fix`) may still be on its way out.
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let sequence = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("ci-doctor-probe-{}-{sequence}", std::process::id());
     let mut last_error = "no local image to run a probe container from".to_string();
 
     for image in images.iter().take(3) {
         match start_probe(client, &name, image, network, timeout, deadline).await {
             Ok(pid) => {
                 let files = ViewFiles::load(Path::new(&format!("/proc/{pid}/root")));
-                let plan = Plan { runner, view: format!("job probe container `{name}`"), urls: urls.iter().cloned().collect(), ca_root: ca_root.to_path_buf(), ..Plan::default() };
+                // CA paths are host paths already, so they are read below `/`.
+                let urls = urls.iter().map(|(url, cas)| (url.clone(), cas.iter().map(|ca| ca.to_string_lossy().into_owned()).collect())).collect();
+                let plan = Plan { runner, view: format!("job probe container `{name}`"), urls, ca_root: PathBuf::from("/"), ..Plan::default() };
                 let result = tokio::time::timeout_at(
                     deadline + Duration::from_millis(500),
                     netns::run_in_namespace(pid, move || session(plan, files, timeout, deadline)),
                 )
                 .await;
-                remove(client, &name).await;
+                stop(client, &name, pid).await;
                 return match result {
                     Ok(Ok((probes, _, _))) => (JobAccess::Probe { container: name, image: image.clone() }, probes),
                     Ok(Err(message)) => (JobAccess::Unavailable { reason: message }, Vec::new()),
@@ -214,6 +352,21 @@ async fn start_probe(client: &DockerClient, name: &str, image: &str, network: &J
     }
 }
 
+/// Ends a probe container whose first process is `pid` by killing that process: the
+/// container then stops and Docker removes it by itself (auto-remove), without ci-doctor
+/// waiting the tenth of a second that a stop and removal take. Falls back to removing it through
+/// the API.
+async fn stop(client: &DockerClient, name: &str, pid: u32) {
+    use nix::sys::signal::{Signal, kill};
+    match kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL) {
+        Ok(()) => super::cleanup::unregister(name),
+        Err(error) => {
+            tracing::debug!(container = name, %error, "failed to kill the probe process; removing the container");
+            remove(client, name).await;
+        }
+    }
+}
+
 /// Removes the probe container, whatever state it is in.
 pub async fn remove(client: &DockerClient, name: &str) {
     super::cleanup::unregister(name);
@@ -223,5 +376,130 @@ pub async fn remove(client: &DockerClient, name: &str) {
         if !error.message.contains("No such container") && !error.message.contains("404") && !error.message.contains("already in progress") {
             tracing::warn!(container = name, error = %error.message, "failed to remove probe container");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::config::{ConfigFile, ConfigOrigin, ParsedConfig};
+    use crate::facts::docker::{ContainerInfo, GitLabContainer, NetworkAttachment};
+    use crate::facts::runner::RunnerProcess;
+
+    const ENTRY: &str = "[[runners]]\n  name = \"shared\"\n  url = \"http://gitlab/\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n";
+
+    fn attachment(name: &str, ip: &str, aliases: &[&str]) -> NetworkAttachment {
+        NetworkAttachment { name: name.into(), ip: Some(ip.into()), aliases: aliases.iter().map(|alias| alias.to_string()).collect() }
+    }
+
+    fn runner(name: &str, networks: Vec<NetworkAttachment>, docker_keys: &str) -> RunnerProcess {
+        let text = format!("{ENTRY}{docker_keys}");
+        let parsed = ParsedConfig::parse(&text).unwrap();
+        let config = ConfigFile { path: "/etc/gitlab-runner/config.toml".into(), origin: ConfigOrigin::Given, host_path: None, meta: None, text: Ok(text), parsed: Some(Ok(parsed)), system_id: None };
+        let container = ContainerInfo { name: name.into(), hostname: "0123456789ab".into(), state: "running".into(), pid: Some(4242), networks, ..ContainerInfo::default() };
+        RunnerProcess { kind: RunnerKind::Container(Box::new(container)), config }
+    }
+
+    /// GitLab as container `gitlab-1` with alias `gitlab` on `ci-net`, and one runner container.
+    fn facts(runner_networks: Vec<NetworkAttachment>, docker_keys: &str) -> Facts {
+        let gitlab = ContainerInfo { name: "gitlab-1".into(), networks: vec![attachment("ci-net", "172.18.0.2", &["gitlab"])], ..ContainerInfo::default() };
+        Facts {
+            runners: vec![runner("gitlab-runner", runner_networks, docker_keys)],
+            gitlabs: vec![GitLabContainer { container: gitlab, external_url: Some("http://gitlab".into()), ..GitLabContainer::default() }],
+            ..Facts::default()
+        }
+    }
+
+    /// A container root as Docker writes it for a user-defined network.
+    fn docker_root(hosts: &str, resolv: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/hosts"), hosts).unwrap();
+        std::fs::write(root.path().join("etc/resolv.conf"), resolv).unwrap();
+        root
+    }
+
+    const HOSTS: &str = "127.0.0.1\tlocalhost\n172.18.0.3\t0123456789ab\n";
+    const RESOLV: &str = "search example.test\nnameserver 127.0.0.11\noptions ndots:0\n";
+
+    fn shared_with_files(facts: &Facts, hosts: &str, resolv: &str) -> Option<usize> {
+        let root = docker_root(hosts, resolv);
+        let accesses = vec![ViewAccess::Namespace { pid: 4242 }; facts.runners.len()];
+        let views = plan(facts);
+        assert_eq!(views.len(), 1, "{views:#?}");
+        shared_runner_with_roots(facts, &views[0], &accesses, &|_| root.path().to_path_buf())
+    }
+
+    fn shared(facts: &Facts) -> Option<usize> {
+        shared_with_files(facts, HOSTS, RESOLV)
+    }
+
+    #[test]
+    fn runner_on_the_jobs_network_stands_for_them() {
+        let facts = facts(vec![attachment("ci-net", "172.18.0.3", &[])], "    network_mode = \"ci-net\"\n");
+        assert_eq!(shared(&facts), Some(0));
+    }
+
+    #[test]
+    fn any_remapping_of_the_name_needs_a_probe_container() {
+        let on_net = || vec![attachment("ci-net", "172.18.0.3", &[])];
+        let cases = [
+            ("jobs map the name", facts(on_net(), "    network_mode = \"ci-net\"\n    extra_hosts = [\"gitlab:10.0.0.9\"]\n")),
+            ("jobs link the name", facts(on_net(), "    network_mode = \"ci-net\"\n    links = [\"other:gitlab\"]\n")),
+            ("jobs on the default bridge", facts(on_net(), "")),
+            ("runner on a second network", facts(vec![attachment("ci-net", "172.18.0.3", &[]), attachment("other-net", "172.19.0.3", &[])], "    network_mode = \"ci-net\"\n")),
+            ("runner not on the jobs' network", facts(vec![attachment("other-net", "172.19.0.3", &[])], "    network_mode = \"ci-net\"\n")),
+            ("runner has the name as an alias", facts(vec![attachment("ci-net", "172.18.0.3", &["gitlab"])], "    network_mode = \"ci-net\"\n")),
+        ];
+        for (case, facts) in cases {
+            assert_eq!(shared(&facts), None, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_runner_resolving_by_files_of_its_own_cannot_stand_for_jobs() {
+        let facts = facts(vec![attachment("ci-net", "172.18.0.3", &[])], "    network_mode = \"ci-net\"\n");
+        assert_eq!(shared_with_files(&facts, HOSTS, "nameserver 10.0.0.53\n"), None, "a mounted resolv.conf");
+        assert_eq!(shared_with_files(&facts, &format!("{HOSTS}10.0.0.9 gitlab\n"), RESOLV), None, "a hosts file naming GitLab");
+        assert_eq!(shared_with_files(&facts, &format!("{HOSTS}# 10.0.0.9 gitlab\n"), RESOLV), Some(0), "a comment names nothing");
+    }
+
+    #[test]
+    fn names_outside_the_network_and_https_need_a_probe_container() {
+        let mut facts = facts(vec![attachment("ci-net", "172.18.0.3", &[])], "    network_mode = \"ci-net\"\n");
+        facts.gitlabs[0].external_url = Some("http://gitlab.example.test".into());
+        assert_eq!(shared(&facts), None, "the clone URL's name is not a container on the network");
+
+        let mut facts = facts_with_url("https://gitlab/");
+        facts.gitlabs[0].external_url = Some("https://gitlab".into());
+        assert_eq!(shared(&facts), None, "a job trusts its own CA bundle");
+    }
+
+    fn facts_with_url(url: &str) -> Facts {
+        let mut facts = facts(vec![attachment("ci-net", "172.18.0.3", &[])], "    network_mode = \"ci-net\"\n");
+        let text = format!("{}{}", ENTRY.replace("http://gitlab/", url), "    network_mode = \"ci-net\"\n");
+        facts.runners[0].config.parsed = Some(Ok(ParsedConfig::parse(&text).unwrap()));
+        facts
+    }
+
+    #[test]
+    fn runner_without_a_namespace_view_cannot_stand_for_jobs() {
+        let facts = facts(vec![attachment("ci-net", "172.18.0.3", &[])], "    network_mode = \"ci-net\"\n");
+        let views = plan(&facts);
+        let root = docker_root(HOSTS, RESOLV);
+        let accesses = vec![ViewAccess::Unavailable { reason: "not root".into() }];
+        assert_eq!(shared_runner_with_roots(&facts, &views[0], &accesses, &|_| root.path().to_path_buf()), None);
+    }
+
+    #[test]
+    fn entries_of_several_runners_share_one_view() {
+        let mut facts = facts(vec![attachment("ci-net", "172.18.0.3", &[])], "    network_mode = \"ci-net\"\n");
+        facts.runners.push(runner("gitlab-runner-2", vec![attachment("ci-net", "172.18.0.4", &[])], "    network_mode = \"ci-net\"\n"));
+        let views = plan(&facts);
+        assert_eq!(views.len(), 1, "{views:#?}");
+        assert_eq!(views[0].members, vec![(0, 0), (1, 0)]);
+
+        facts.runners[1] = runner("gitlab-runner-2", vec![attachment("ci-net", "172.18.0.4", &[])], "    network_mode = \"other-net\"\n");
+        assert_eq!(plan(&facts).len(), 2, "other settings, another view");
     }
 }

@@ -39,6 +39,14 @@ pub const PROBE_LABEL: &str = "ci-doctor.probe";
 /// The socket the runner uses when neither `host` nor `DOCKER_HOST` names one.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
+/// Probe sessions at once. Each runs on a thread of its own inside one network namespace; more of
+/// them than a few per core only adds switching.
+const SESSIONS: usize = 8;
+
+/// Token verifications in flight at once from one session, so that a config with hundreds of
+/// entries does not flood GitLab.
+const VERIFICATIONS: usize = 16;
+
 /// What to probe from one runner's point of view.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Plan {
@@ -68,14 +76,40 @@ pub(crate) struct TlsEntry {
     config_dir: String,
 }
 
-/// Runs every probe of every runner concurrently, finishing by `deadline`.
-pub async fn run(facts: &Facts, timeout: Duration, deadline: Instant) -> Probes {
+/// Runs the probes of every runner's view and of every job view concurrently, finishing by
+/// `deadline`. A job view that a runner container provably shares is read from that runner's
+/// probes instead of a probe container of its own.
+pub async fn run_all(facts: &Facts, client: Option<&crate::gather::docker::DockerClient>, timeout: Duration, deadline: Instant) -> (Probes, Vec<crate::facts::job::JobView>) {
+    let accesses: Vec<ViewAccess> = (0..facts.runners.len()).map(|runner| access_for(facts, runner)).collect();
+    let mut shared = Vec::new();
+    let mut own = Vec::new();
+    for view in job::plan(facts) {
+        match job::shared_runner(facts, &view, &accesses) {
+            Some(runner) if !facts.settings.no_probe => shared.push((view, runner)),
+            _ => own.push(view),
+        }
+    }
+    let extra: Vec<(usize, String)> = shared.iter().flat_map(|(view, runner)| view.urls.iter().map(|(url, _)| (*runner, url.clone()))).collect();
+
+    let (probes, mut job_views) = tokio::join!(run(facts, &accesses, &extra, timeout, deadline), job::run(facts, client, own, timeout, deadline));
+    job_views.extend(shared.into_iter().map(|(view, runner)| job::shared_view(facts, view, runner, &probes)));
+    (probes, job_views)
+}
+
+/// Runs every probe of every runner concurrently, finishing by `deadline`. `extra` adds URLs to
+/// the plan of a runner, as `(runner, url)`.
+async fn run(facts: &Facts, accesses: &[ViewAccess], extra: &[(usize, String)], timeout: Duration, deadline: Instant) -> Probes {
+    let semaphore = tokio::sync::Semaphore::new(SESSIONS);
+    let semaphore = &semaphore;
     let mut probes = Probes::default();
     let mut sessions = Vec::new();
 
     for (index, runner) in facts.runners.iter().enumerate() {
-        let access = access_for(facts, index);
-        let plan = plan(facts, index);
+        let access = accesses[index].clone();
+        let mut plan = plan(facts, index);
+        for (_, url) in extra.iter().filter(|(runner, _)| *runner == index) {
+            plan.urls.entry(url.clone()).or_default();
+        }
         probes.views.push(ViewFact { runner: index, access: access.clone() });
 
         if !access.probed() {
@@ -101,9 +135,11 @@ pub async fn run(facts: &Facts, timeout: Duration, deadline: Instant) -> Probes 
             ViewAccess::Namespace { pid } => Some(pid),
             _ => None,
         };
-        let mut plan = plan;
         plan.ca_root = Path::new(&root).to_path_buf();
-        sessions.push(run_session(pid, plan, files, timeout, deadline));
+        sessions.push(async move {
+            let _permit = semaphore.acquire().await;
+            run_session(pid, plan, files, timeout, deadline).await
+        });
     }
 
     for (urls, tokens, tls) in join_all(sessions).await {
@@ -275,12 +311,15 @@ pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, dea
     }
     let tls_probes = plan.tls.iter().map(|entry| judge_tls(plan.runner, entry, chains.get(&entry.url), &plan.ca_root, files)).collect();
 
+    let in_flight = tokio::sync::Semaphore::new(VERIFICATIONS);
     let verifications = plan.tokens.iter().map(|(entry, url, token)| {
         let probe = url_probes.iter().find(|probe| &probe.url == url);
         let client = clients.get(url);
         let system_id = plan.system_id.clone();
         let view = &plan.view;
+        let in_flight = &in_flight;
         async move {
+            let _permit = in_flight.acquire().await;
             let outcome = match (probe, client) {
                 (Some(probe), Some(client)) if probe.reached_gitlab() => {
                     let _wait = crate::progress::wait(format!("GitLab at {} from {} to verify a runner token", crate::secret::redact_url(url), view));

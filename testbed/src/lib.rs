@@ -10,7 +10,7 @@ pub mod images;
 pub mod standin;
 pub mod state;
 
-pub use bed::{Bed, Container, ContainerBuilder, ExecOutput};
+pub use bed::{Bed, Container, ContainerBuilder, ExecOutput, PROBE_LABEL, wait_for_probe_containers};
 pub use dns::DnsRecord;
 pub use images::{Base, ensure_images, tag};
 pub use standin::{LoggedRequest, Standin, read_request_log, test_ca_and_server_cert};

@@ -178,7 +178,7 @@ fn with_remedy(finding: Finding, facts: &Facts, runner: usize, entry: &Entry, so
         },
         None => {
             let tried: Vec<String> = candidates.iter().map(|candidate| format!("`{}`", candidate.probe_url)).collect();
-            if !tried.is_empty() && view.is_some_and(|view| matches!(view.access, crate::facts::job::JobAccess::Probe { .. })) {
+            if !tried.is_empty() && view.is_some_and(|view| view.access.probed()) {
                 finding = finding.evidence(format!("none of {} answered from the job's view either", tried.join(", ")));
             }
             finding = finding.help("put GitLab and the job containers on one user-defined network (`network_mode`), or set `clone_url` to an address job containers reach");

@@ -46,6 +46,11 @@ pub(crate) fn job_basis(view: Option<&crate::facts::job::JobView>) -> crate::fin
             method: Method::Probe,
             detail: format!("probed from a short-lived container `{container}` (image `{image}`) with the job's network settings, removed afterwards"),
         },
+        Some(JobAccess::Shared { container, network }) => Basis {
+            view: View::Job,
+            method: Method::Probe,
+            detail: format!("probed from runner container `{container}`, which is on network `{network}` like the job containers; every URL tried names a container on that network, so a job gets the same answers"),
+        },
         Some(JobAccess::Unavailable { reason }) => Basis { view: View::Job, method: Method::Reasoning, detail: format!("judged from the job's network settings; no probe: {reason}") },
         Some(JobAccess::Disabled) => Basis { view: View::Job, method: Method::Reasoning, detail: "judged from the job's network settings; probes are off (`--no-probe`)".into() },
         None => Basis { view: View::Job, method: Method::Reasoning, detail: "judged from the job's network settings".into() },

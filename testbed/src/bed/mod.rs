@@ -17,7 +17,7 @@ mod owner;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::ThreadId;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
@@ -368,6 +368,9 @@ impl Drop for Bed {
         let mut ordered = created;
         ordered.reverse();
         ordered.sort_by_key(rank);
+        // ci-doctor ends its probe containers without waiting for Docker to remove them, and a
+        // network cannot be removed while one is still attached.
+        wait_for_probe_containers(Duration::from_secs(10));
         for object in &ordered {
             if let Err(error) = self.remove(object) {
                 eprintln!(
@@ -700,4 +703,21 @@ impl Bed {
 /// double-quoted strings with backslash escapes.
 fn dockerfile_string(value: &str) -> String {
     serde_json::to_string(value).expect("strings serialize")
+}
+
+/// Label that ci-doctor puts on the probe containers it starts.
+pub const PROBE_LABEL: &str = "ci-doctor.probe";
+
+/// Waits until no container carries [`PROBE_LABEL`], or `limit` passes. Returns whether none is
+/// left.
+pub fn wait_for_probe_containers(limit: Duration) -> bool {
+    let filter = format!("label={PROBE_LABEL}");
+    let started = std::time::Instant::now();
+    loop {
+        let left = docker(&["ps", "--all", "--quiet", "--filter", &filter]).map(|out| out.trim().is_empty()).unwrap_or(true);
+        if left || started.elapsed() >= limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
