@@ -14,13 +14,11 @@ pub fn init(verbose: u8, color: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(RedactingStderr)
-        .with_ansi(color)
-        .with_target(verbose > 1)
-        .without_time()
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(RedactingStderr).with_ansi(color).with_target(verbose > 1);
+
+    // With `-vv`, each line starts with the seconds since start, which shows where a slow run
+    // waits.
+    let _ = if verbose > 1 { builder.with_timer(tracing_subscriber::fmt::time::uptime()).try_init() } else { builder.without_time().try_init() };
 }
 
 /// A writer that redacts secrets before they reach stderr.

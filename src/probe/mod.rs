@@ -16,7 +16,7 @@ pub mod view;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -39,13 +39,12 @@ pub const PROBE_LABEL: &str = "ci-doctor.probe";
 /// The socket the runner uses when neither `host` nor `DOCKER_HOST` names one.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
-/// Probe sessions at once. Each runs on a thread of its own inside one network namespace; more of
-/// them than a few per core only adds switching.
-const SESSIONS: usize = 8;
-
 /// Token verifications in flight at once from one session, so that a config with hundreds of
 /// entries does not flood GitLab.
 const VERIFICATIONS: usize = 16;
+
+/// Docker socket pings in flight at once across all runner containers.
+const SOCKET_PINGS: usize = 16;
 
 /// What to probe from one runner's point of view.
 #[derive(Debug, Clone, Default)]
@@ -81,28 +80,34 @@ pub(crate) struct TlsEntry {
 /// probes instead of a probe container of its own.
 pub async fn run_all(facts: &Facts, client: Option<&crate::gather::docker::DockerClient>, timeout: Duration, deadline: Instant) -> (Probes, Vec<crate::facts::job::JobView>) {
     let accesses: Vec<ViewAccess> = (0..facts.runners.len()).map(|runner| access_for(facts, runner)).collect();
+    tracing::debug!(runners = accesses.len(), "view access decided");
     let mut shared = Vec::new();
     let mut own = Vec::new();
     for view in job::plan(facts) {
         match job::shared_runner(facts, &view, &accesses) {
-            Some(runner) if !facts.settings.no_probe => shared.push((view, runner)),
+            Some((runner, access)) if !facts.settings.no_probe => shared.push((view, runner, access)),
             _ => own.push(view),
         }
     }
-    let extra: Vec<(usize, String)> = shared.iter().flat_map(|(view, runner)| view.urls.iter().map(|(url, _)| (*runner, url.clone()))).collect();
+    let extra: Vec<(usize, String)> = shared.iter().flat_map(|(view, runner, _)| view.urls.iter().map(|(url, _)| (*runner, url.clone()))).collect();
 
     let (probes, mut job_views) = tokio::join!(run(facts, &accesses, &extra, timeout, deadline), job::run(facts, client, own, timeout, deadline));
-    job_views.extend(shared.into_iter().map(|(view, runner)| job::shared_view(facts, view, runner, &probes)));
+    job_views.extend(shared.into_iter().map(|(view, runner, access)| job::shared_view(view, runner, access, &probes)));
+    tracing::debug!(urls = probes.urls.len(), tokens = probes.tokens.len(), job_views = job_views.len(), "probes done");
     (probes, job_views)
 }
 
 /// Runs every probe of every runner concurrently, finishing by `deadline`. `extra` adds URLs to
 /// the plan of a runner, as `(runner, url)`.
 async fn run(facts: &Facts, accesses: &[ViewAccess], extra: &[(usize, String)], timeout: Duration, deadline: Instant) -> Probes {
-    let semaphore = tokio::sync::Semaphore::new(SESSIONS);
-    let semaphore = &semaphore;
     let mut probes = Probes::default();
     let mut sessions = Vec::new();
+
+    // Socket pings share one time limit and a bound, like token verifications: each runner
+    // container pings its own mount, but most mounts lead to the same daemon.
+    let pings = tokio::sync::Semaphore::new(SOCKET_PINGS);
+    let ping_deadline = (Instant::now() + timeout).min(deadline);
+    let mut socket_checks = Vec::new();
 
     for (index, runner) in facts.runners.iter().enumerate() {
         let access = accesses[index].clone();
@@ -128,7 +133,7 @@ async fn run(facts: &Facts, accesses: &[ViewAccess], extra: &[(usize, String)], 
             (RunnerKind::Container(_), ViewAccess::Namespace { pid }) => format!("/proc/{pid}/root"),
             _ => "/".to_string(),
         };
-        probes.sockets.extend(probe_sockets(facts, index, Path::new(&root), timeout).await);
+        socket_checks.push(probe_sockets(facts, index, PathBuf::from(&root), &pings, ping_deadline));
 
         let files = ViewFiles::load(Path::new(&root));
         let pid = match access {
@@ -136,13 +141,14 @@ async fn run(facts: &Facts, accesses: &[ViewAccess], extra: &[(usize, String)], 
             _ => None,
         };
         plan.ca_root = Path::new(&root).to_path_buf();
-        sessions.push(async move {
-            let _permit = semaphore.acquire().await;
-            run_session(pid, plan, files, timeout, deadline).await
-        });
+        // Sessions are not queued: each mostly waits on the network, and a queued one would add
+        // its whole time limit to the run when GitLab hangs.
+        sessions.push(run_session(pid, plan, files, timeout, deadline));
     }
 
-    for (urls, tokens, tls) in join_all(sessions).await {
+    let (sessions, sockets) = futures_util::future::join(join_all(sessions), join_all(socket_checks)).await;
+    probes.sockets.extend(sockets.into_iter().flatten());
+    for (urls, tokens, tls) in sessions {
         probes.urls.extend(urls);
         probes.tokens.extend(tokens);
         probes.tls.extend(tls);
@@ -311,7 +317,9 @@ pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, dea
     }
     let tls_probes = plan.tls.iter().map(|entry| judge_tls(plan.runner, entry, chains.get(&entry.url), &plan.ca_root, files)).collect();
 
+    // One time limit for all verifications of the session, waiting for a turn included.
     let in_flight = tokio::sync::Semaphore::new(VERIFICATIONS);
+    let verify_deadline = (Instant::now() + timeout).min(deadline);
     let verifications = plan.tokens.iter().map(|(entry, url, token)| {
         let probe = url_probes.iter().find(|probe| &probe.url == url);
         let client = clients.get(url);
@@ -323,7 +331,6 @@ pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, dea
             let outcome = match (probe, client) {
                 (Some(probe), Some(client)) if probe.reached_gitlab() => {
                     let _wait = crate::progress::wait(format!("GitLab at {} from {} to verify a runner token", crate::secret::redact_url(url), view));
-                    let verify_deadline = (Instant::now() + timeout).min(deadline);
                     client.verify(&api_base(url), token, system_id.as_deref(), verify_deadline).await
                 }
                 _ => TokenOutcome::NotSent { reason: format!("`{}` did not answer like GitLab from the runner's view", crate::secret::redact_url(url)) },
@@ -483,7 +490,9 @@ pub fn api_base(url: &str) -> String {
 }
 
 /// Probes the Docker socket paths that docker-executor entries of a runner container use.
-async fn probe_sockets(facts: &Facts, runner: usize, root: &Path, timeout: Duration) -> Vec<SocketProbe> {
+/// Pings every Docker socket that runner container `runner`'s docker-executor entries use, as
+/// seen under `root`, at most [`SOCKET_PINGS`] at once across runners and all by `deadline`.
+async fn probe_sockets(facts: &Facts, runner: usize, root: PathBuf, pings: &tokio::sync::Semaphore, deadline: Instant) -> Vec<SocketProbe> {
     let RunnerKind::Container(container) = &facts.runners[runner].kind else { return Vec::new() };
     let mut paths: Vec<String> = Vec::new();
     for entry in facts.entries(runner).iter().filter(|entry| entry.uses_docker()) {
@@ -494,13 +503,14 @@ async fn probe_sockets(facts: &Facts, runner: usize, root: &Path, timeout: Durat
         }
     }
 
-    let mut out = Vec::new();
-    for path in paths {
+    let root = &root;
+    join_all(paths.into_iter().map(|path| async move {
+        let _permit = pings.acquire().await;
         let _wait = crate::progress::wait(format!("the Docker socket `{path}` in container `{}`", container.name));
-        let state = probe_socket(&root.join(path.trim_start_matches('/')), timeout).await;
-        out.push(SocketProbe { runner, path, state });
-    }
-    out
+        let state = probe_socket(&root.join(path.trim_start_matches('/')), deadline).await;
+        SocketProbe { runner, path, state }
+    }))
+    .await
 }
 
 /// The Unix socket a docker-executor entry uses: its `host`, else the runner's `DOCKER_HOST`,
@@ -513,8 +523,9 @@ pub fn socket_path_of(host: Option<&str>, docker_host_env: Option<&str>) -> Opti
     endpoint.strip_prefix("unix://").map(str::to_string)
 }
 
-/// Checks that `path` is a socket and that a Docker daemon answers `GET /_ping` through it.
-async fn probe_socket(path: &Path, timeout: Duration) -> SocketState {
+/// Checks that `path` is a socket and that a Docker daemon answers `GET /_ping` through it by
+/// `deadline`.
+async fn probe_socket(path: &Path, deadline: Instant) -> SocketState {
     use std::os::unix::fs::FileTypeExt;
 
     let Ok(meta) = std::fs::metadata(path) else { return SocketState::Missing };
@@ -528,7 +539,7 @@ async fn probe_socket(path: &Path, timeout: Duration) -> SocketState {
         let read = stream.read(&mut answer).await?;
         Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer[..read]).to_string())
     };
-    match tokio::time::timeout(timeout, ping).await {
+    match tokio::time::timeout_at(deadline, ping).await {
         Ok(Ok(answer)) if answer.starts_with("HTTP/1.") && answer.contains(" 200 ") => SocketState::Answers,
         Ok(Ok(answer)) => SocketState::Failed { message: format!("unexpected answer: {}", answer.lines().next().unwrap_or("")) },
         Ok(Err(error)) => SocketState::Failed { message: error.to_string() },
