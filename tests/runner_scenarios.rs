@@ -31,10 +31,21 @@ fn healthy_runner_linked_on_default_bridge() -> anyhow::Result<()> {
         .bind(std::path::Path::new("/var/run/docker.sock"), "/var/run/docker.sock")
         .start()?;
 
+    let since = docker_clock()?;
     let run = diagnose_container("gitlab-runner", &[]);
     let report = run.json();
     assert_healthy(&report);
     assert_eq!(run.status, 0, "{}", run.stderr);
+
+    // Jobs link GitLab under the same name as the runner container, so the runner's own probes
+    // stand for the job's view and no probe container is created.
+    let clones = verdicts(&report, "network.clone-url");
+    assert!(clones.iter().any(|clone| clone["status"] == "ok"), "{clones:#?}");
+    for clone in clones.iter().filter(|clone| clone["status"] == "ok") {
+        assert_eq!(clone["basis"]["method"], "probe", "{clone:#}");
+        assert!(clone["basis"]["detail"].as_str().unwrap().contains("probed from runner container `gitlab-runner`, which is on the default bridge with the same legacy link as the job containers (`--link gitlab:gitlab`)"), "{clone:#}");
+    }
+    assert_eq!(probe_containers_created_since(&since)?, Vec::<String>::new());
 
     let url = verdict(&report, "network.runner-url");
     assert_eq!(url["status"], "ok");
@@ -323,4 +334,22 @@ fn native_runner_process_is_found_by_its_config_flag() -> anyhow::Result<()> {
     assert_eq!(runner["entries"][0]["name"], "host-shell");
     run.assert_no_secrets(&[token]);
     Ok(())
+}
+
+/// The daemon's current time, as `docker events --since` takes it.
+fn docker_clock() -> anyhow::Result<String> {
+    let output = std::process::Command::new("docker").args(["info", "--format", "{{.SystemTime}}"]).output()?;
+    anyhow::ensure!(output.status.success(), "docker info failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Names of ci-doctor probe containers the daemon created since `since`.
+fn probe_containers_created_since(since: &str) -> anyhow::Result<Vec<String>> {
+    let until = docker_clock()?;
+    let filter = format!("label={}", ci_doctor_testbed::PROBE_LABEL);
+    let output = std::process::Command::new("docker")
+        .args(["events", "--since", since, "--until", &until, "--filter", &filter, "--filter", "event=create", "--format", "{{.Actor.Attributes.name}}"])
+        .output()?;
+    anyhow::ensure!(output.status.success(), "docker events failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect())
 }

@@ -63,6 +63,10 @@ pub enum JobAccess {
     /// and every URL names a container on that network, so the runner's own probes show what a
     /// job sees.
     Shared { container: String, network: String },
+    /// No probe container: runner container `container` and the job containers are on Docker's
+    /// default bridge with legacy links (`links`, in `--link name:alias` form) that map each
+    /// URL's host to the same container, so the runner's own probes show what a job sees.
+    Linked { container: String, links: Vec<String> },
     /// No probe was possible; checks reason from the settings.
     Unavailable { reason: String },
     /// `--no-probe` was given.
@@ -85,7 +89,7 @@ pub struct JobView {
 impl JobAccess {
     /// Whether URLs were really tried from the job's network.
     pub fn probed(&self) -> bool {
-        matches!(self, JobAccess::Probe { .. } | JobAccess::Shared { .. })
+        matches!(self, JobAccess::Probe { .. } | JobAccess::Shared { .. } | JobAccess::Linked { .. })
     }
 }
 

@@ -9,6 +9,7 @@
 //! ci-doctor kills its process as soon as the probes finish, and Docker removes it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -109,7 +110,36 @@ impl FileCache {
 }
 
 /// The runner container whose own probes show what a job container with `view`'s settings sees
-/// for every one of its URLs, so that no probe container is needed. That holds when
+/// for every one of its URLs, with how that is known, so that no probe container is needed. That
+/// holds in two layouts, [`shared_on_network`] and [`shared_through_links`]. HTTPS URLs always
+/// get a probe container, because a job trusts the CA bundle of its own image.
+pub fn shared_runner(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess]) -> Option<(usize, JobAccess)> {
+    let root_of = |pid| PathBuf::from(format!("/proc/{pid}/root"));
+    shared_runner_with_roots(facts, view, accesses, &root_of)
+}
+
+/// [`shared_runner`], with `root_of` giving the root directory of a container's first process.
+fn shared_runner_with_roots(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess], root_of: &dyn Fn(u32) -> PathBuf) -> Option<(usize, JobAccess)> {
+    let name_of = |runner: usize| facts.runners[runner].container().map(|container| container.name.clone()).unwrap_or_default();
+    if let Some((runner, network)) = shared_on_network(facts, view, accesses, root_of) {
+        return Some((runner, JobAccess::Shared { container: name_of(runner), network }));
+    }
+    let (runner, links) = shared_through_links(facts, view, accesses, root_of)?;
+    Some((runner, JobAccess::Linked { container: name_of(runner), links }))
+}
+
+/// The host of every URL of `view`, when all of them are plain HTTP.
+fn http_hosts(view: &PlannedView) -> Option<Vec<String>> {
+    view.urls
+        .iter()
+        .map(|(url, _)| {
+            let parsed = url::Url::parse(url).ok().filter(|parsed| parsed.scheme() == "http")?;
+            Some(parsed.host_str()?.trim_matches(['[', ']']).to_string())
+        })
+        .collect()
+}
+
+/// The runner container on the jobs' user-defined network, with that network, when
 ///
 /// - jobs join a user-defined network (`network_mode`), and the runner container, whose
 ///   namespace ci-doctor enters, is on that network and on no other user-defined one;
@@ -119,36 +149,23 @@ impl FileCache {
 /// - neither the jobs (`extra_hosts`, `links`) nor the runner container (`--add-host`, links,
 ///   its own name, aliases and host name, a hosts file or resolver configuration of its own)
 ///   map that name to anything else.
-///
-/// HTTPS URLs always get a probe container, because a job trusts the CA bundle of its own image.
-pub fn shared_runner(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess]) -> Option<usize> {
-    shared_runner_with_roots(facts, view, accesses, &|pid| PathBuf::from(format!("/proc/{pid}/root")))
-}
-
-/// [`shared_runner`], with `root_of` giving the root directory of a container's first process.
-fn shared_runner_with_roots(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess], root_of: &dyn Fn(u32) -> PathBuf) -> Option<usize> {
+fn shared_on_network(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess], root_of: &dyn Fn(u32) -> PathBuf) -> Option<(usize, String)> {
     let network = view.network.network_mode.as_deref().filter(|mode| topology::is_user_defined(mode) && !mode.starts_with("container:"))?;
-    let mut hosts = Vec::new();
-    for (url, _) in &view.urls {
-        let parsed = url::Url::parse(url).ok().filter(|parsed| parsed.scheme() == "http")?;
-        let host = parsed.host_str()?.trim_matches(['[', ']']).to_string();
+    let hosts = http_hosts(view)?;
+    for host in &hosts {
         let named = facts.gitlabs.iter().any(|gitlab| {
             let container = &gitlab.container;
-            container.name.eq_ignore_ascii_case(&host)
-                || container.network(network).is_some_and(|attachment| attachment.ip.as_deref() == Some(host.as_str()) || attachment.aliases.iter().any(|alias| alias.eq_ignore_ascii_case(&host)))
+            container.name.eq_ignore_ascii_case(host)
+                || container.network(network).is_some_and(|attachment| attachment.ip.as_deref() == Some(host.as_str()) || attachment.aliases.iter().any(|alias| alias.eq_ignore_ascii_case(host)))
         });
-        let job_remaps = view.network.extra_hosts.iter().any(|mapping| host_of_mapping(mapping).eq_ignore_ascii_case(&host))
-            || view.network.links.iter().any(|link| link.split(':').any(|part| part.eq_ignore_ascii_case(&host)));
+        let job_remaps = view.network.extra_hosts.iter().any(|mapping| host_of_mapping(mapping).eq_ignore_ascii_case(host))
+            || view.network.links.iter().any(|link| link.split(':').any(|part| part.eq_ignore_ascii_case(host)));
         if !named || job_remaps {
             return None;
         }
-        hosts.push(host);
     }
 
-    // The entries' own runner first, then any other runner container on the network.
-    let mut runners: Vec<usize> = view.members.iter().map(|(runner, _)| *runner).collect();
-    runners.extend(0..facts.runners.len());
-    runners.into_iter().find(|runner| {
+    let runner = candidate_runners(facts, view).find(|runner| {
         let Some(container) = facts.runners[*runner].container() else { return false };
         let user_networks: Vec<&str> = container.networks.iter().map(|attachment| attachment.name.as_str()).filter(|name| topology::is_user_defined(name)).collect();
         let remaps = |host: &String| {
@@ -162,7 +179,102 @@ fn shared_runner_with_roots(facts: &Facts, view: &PlannedView, accesses: &[ViewA
             && user_networks == [network]
             && !hosts.iter().any(remaps)
             && container.pid.is_some_and(|pid| resolves_like_docker(&root_of(pid), &hosts))
-    })
+    })?;
+    Some((runner, network.to_string()))
+}
+
+/// The runner container linked like the jobs on Docker's default bridge, with the links in
+/// `--link name:alias` form, when
+///
+/// - jobs use the default bridge (no `network_mode`, or `bridge`), and so does the runner
+///   container, whose namespace ci-doctor enters, on no other network;
+/// - every URL is plain HTTP and its host is the alias of exactly one job link to a known GitLab
+///   container, not named by the jobs' `extra_hosts`, or that container's bridge address;
+/// - the runner container links the same container, under the same alias for a name, does not
+///   map the name otherwise (`--add-host`, its own name or host name), and the first line of its
+///   hosts file that names it gives that container's current bridge address. Docker writes that
+///   line into a job container's hosts file at its start, and the bridge carries both
+///   connections alike.
+fn shared_through_links(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess], root_of: &dyn Fn(u32) -> PathBuf) -> Option<(usize, Vec<String>)> {
+    if view.network.network_mode.as_deref().is_some_and(|mode| mode != "bridge") {
+        return None;
+    }
+    let hosts = http_hosts(view)?;
+
+    // Each host, with the GitLab container the jobs link for it and that container's bridge
+    // address. A host that is that address needs no name resolution, but the link still matters:
+    // with inter-container traffic off (`icc=false`), only linked containers reach each other.
+    let job_links: Vec<(&str, &str)> = view.network.links.iter().filter_map(|link| parse_job_link(link)).collect();
+    let mut targets: Vec<Target> = Vec::new();
+    for host in hosts {
+        let bridge_address = |container: &crate::facts::docker::ContainerInfo| container.network("bridge").and_then(|attachment| attachment.ip.as_deref()?.parse::<IpAddr>().ok());
+        let target = match host.parse::<IpAddr>() {
+            Ok(address) => {
+                let gitlab = facts.gitlabs.iter().map(|gitlab| &gitlab.container).find(|container| bridge_address(container) == Some(address))?;
+                let alias = job_links.iter().find(|(name, _)| *name == gitlab.name)?.1;
+                Target { host, alias: alias.to_string(), container: gitlab.name.clone(), address, by_name: false }
+            }
+            Err(_) => {
+                let mut named = job_links.iter().filter(|(_, alias)| alias.eq_ignore_ascii_case(&host));
+                let (name, _) = named.next()?;
+                if named.next().is_some() || view.network.extra_hosts.iter().any(|mapping| host_of_mapping(mapping).eq_ignore_ascii_case(&host)) {
+                    return None;
+                }
+                let gitlab = facts.gitlabs.iter().map(|gitlab| &gitlab.container).find(|container| container.name == *name)?;
+                Target { alias: host.clone(), host, container: gitlab.name.clone(), address: bridge_address(gitlab)?, by_name: true }
+            }
+        };
+        targets.push(target);
+    }
+
+    let runner = candidate_runners(facts, view).find(|runner| {
+        let Some(container) = facts.runners[*runner].container() else { return false };
+        let Some(pid) = container.pid else { return false };
+        let bridge_only = container.networks.len() == 1 && container.networks[0].name == "bridge";
+        let linked = |target: &Target| {
+            let same_link = container.links.iter().any(|link| link.target == target.container && (!target.by_name || link.alias.eq_ignore_ascii_case(&target.host)));
+            let remapped = container.name.eq_ignore_ascii_case(&target.host)
+                || container.hostname.eq_ignore_ascii_case(&target.host)
+                || container.extra_hosts.iter().any(|mapping| host_of_mapping(mapping).eq_ignore_ascii_case(&target.host));
+            same_link && !(target.by_name && remapped)
+        };
+        let hosts_file = std::fs::read_to_string(root_of(pid).join("etc/hosts")).unwrap_or_default();
+        let entries = super::view::parse_hosts(&hosts_file);
+        let current = |target: &Target| {
+            !target.by_name || entries.iter().find(|(_, names)| names.iter().any(|name| name.eq_ignore_ascii_case(&target.host))).is_some_and(|(found, _)| *found == target.address)
+        };
+        matches!(accesses.get(*runner), Some(ViewAccess::Namespace { .. })) && bridge_only && targets.iter().all(linked) && targets.iter().all(current)
+    })?;
+    let mut links: Vec<String> = targets.iter().map(|target| format!("{}:{}", target.container, target.alias)).collect();
+    links.sort();
+    links.dedup();
+    Some((runner, links))
+}
+
+/// A URL host that a job link leads to.
+struct Target {
+    host: String,
+    /// The job link's alias; the host itself unless the host is an address.
+    alias: String,
+    /// The linked GitLab container's name.
+    container: String,
+    /// That container's address on the default bridge.
+    address: IpAddr,
+    /// Whether the host is a name, which the hosts file resolves, rather than the address.
+    by_name: bool,
+}
+
+/// A job link as `[runners.docker] links` gives it, `name:alias` or `name`, as `(name, alias)`.
+fn parse_job_link(link: &str) -> Option<(&str, &str)> {
+    let link = link.trim();
+    let (name, alias) = link.split_once(':').unwrap_or((link, link));
+    let name = name.trim_start_matches('/');
+    (!name.is_empty() && !alias.is_empty()).then_some((name, alias))
+}
+
+/// The runners to try as stand-ins for `view`: the entries' own runners first, then every other.
+fn candidate_runners<'a>(facts: &Facts, view: &'a PlannedView) -> impl Iterator<Item = usize> + 'a {
+    view.members.iter().map(|(runner, _)| *runner).chain(0..facts.runners.len())
 }
 
 /// Whether the container whose root is `root` resolves names as Docker sets it up on a
@@ -186,18 +298,16 @@ fn host_of_mapping(mapping: &str) -> &str {
     mapping.split([':', '=']).next().unwrap_or_default().trim()
 }
 
-/// The job view of `view` from the probes of runner container `runner`, which shares the jobs'
-/// network (see [`shared_runner`]).
-pub fn shared_view(facts: &Facts, view: PlannedView, runner: usize, probes: &crate::facts::probe::Probes) -> JobView {
-    let container = facts.runners[runner].container().map(|container| container.name.clone()).unwrap_or_default();
-    let network = view.network.network_mode.clone().unwrap_or_default();
+/// The job view of `view` from the probes of runner container `runner`, which sees what the jobs
+/// see for the reason `access` gives (see [`shared_runner`]).
+pub fn shared_view(view: PlannedView, runner: usize, access: JobAccess, probes: &crate::facts::probe::Probes) -> JobView {
     let urls = view
         .urls
         .iter()
         .filter_map(|(url, _)| probes.urls.iter().find(|probe| probe.runner == runner && probe.url == *url))
         .map(|probe| crate::facts::probe::UrlProbe { runner: view.members[0].0, ..probe.clone() })
         .collect();
-    JobView { runner: view.members[0].0, members: view.members, network: view.network, access: JobAccess::Shared { container, network }, urls }
+    JobView { runner: view.members[0].0, members: view.members, network: view.network, access, urls }
 }
 
 /// Probes every planned job view concurrently, each from a probe container of its own.
@@ -383,7 +493,7 @@ pub async fn remove(client: &DockerClient, name: &str) {
 mod tests {
     use super::*;
     use crate::facts::config::{ConfigFile, ConfigOrigin, ParsedConfig};
-    use crate::facts::docker::{ContainerInfo, GitLabContainer, NetworkAttachment};
+    use crate::facts::docker::{ContainerInfo, GitLabContainer, Link, NetworkAttachment};
     use crate::facts::runner::RunnerProcess;
 
     const ENTRY: &str = "[[runners]]\n  name = \"shared\"\n  url = \"http://gitlab/\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n";
@@ -427,7 +537,7 @@ mod tests {
         let accesses = vec![ViewAccess::Namespace { pid: 4242 }; facts.runners.len()];
         let views = plan(facts);
         assert_eq!(views.len(), 1, "{views:#?}");
-        shared_runner_with_roots(facts, &views[0], &accesses, &|_| root.path().to_path_buf())
+        shared_runner_with_roots(facts, &views[0], &accesses, &|_| root.path().to_path_buf()).map(|(runner, _)| runner)
     }
 
     fn shared(facts: &Facts) -> Option<usize> {
@@ -489,6 +599,73 @@ mod tests {
         let root = docker_root(HOSTS, RESOLV);
         let accesses = vec![ViewAccess::Unavailable { reason: "not root".into() }];
         assert_eq!(shared_runner_with_roots(&facts, &views[0], &accesses, &|_| root.path().to_path_buf()), None);
+    }
+
+    /// GitLab as container `gitlab` at 172.17.0.2 on the default bridge, and a runner container
+    /// there linked to it as `gitlab` (or as `runner_link`), whose jobs get `docker_keys`.
+    fn linked_facts(runner_link: &str, docker_keys: &str) -> Facts {
+        let gitlab = ContainerInfo { name: "gitlab".into(), networks: vec![attachment("bridge", "172.17.0.2", &[])], ..ContainerInfo::default() };
+        let mut runner = runner("gitlab-runner", vec![attachment("bridge", "172.17.0.3", &[])], docker_keys);
+        if let RunnerKind::Container(container) = &mut runner.kind {
+            let (target, alias) = runner_link.split_once(':').unwrap();
+            container.links = vec![Link { target: target.into(), alias: alias.into() }];
+        }
+        Facts {
+            runners: vec![runner],
+            gitlabs: vec![GitLabContainer { container: gitlab, external_url: Some("http://gitlab".into()), ..GitLabContainer::default() }],
+            ..Facts::default()
+        }
+    }
+
+    /// A hosts file as Docker writes it for a container linked to `gitlab` at 172.17.0.2.
+    const LINKED_HOSTS: &str = "127.0.0.1\tlocalhost\n172.17.0.2\tgitlab 0123456789cd\n172.17.0.3\t0123456789ab\n";
+    const BRIDGE_RESOLV: &str = "nameserver 10.0.0.53\n";
+
+    fn linked_access(facts: &Facts, hosts: &str) -> Option<(usize, JobAccess)> {
+        let root = docker_root(hosts, BRIDGE_RESOLV);
+        let views = plan(facts);
+        assert_eq!(views.len(), 1, "{views:#?}");
+        shared_runner_with_roots(facts, &views[0], &[ViewAccess::Namespace { pid: 4242 }], &|_| root.path().to_path_buf())
+    }
+
+    #[test]
+    fn runner_linked_like_the_jobs_stands_for_them() {
+        for keys in ["    links = [\"gitlab:gitlab\"]\n", "    links = [\"gitlab\"]\n", "    network_mode = \"bridge\"\n    links = [\"gitlab:gitlab\"]\n"] {
+            let facts = linked_facts("gitlab:gitlab", keys);
+            let expected = JobAccess::Linked { container: "gitlab-runner".into(), links: vec!["gitlab:gitlab".into()] };
+            assert_eq!(linked_access(&facts, LINKED_HOSTS), Some((0, expected)), "{keys}");
+        }
+    }
+
+    #[test]
+    fn links_that_differ_need_a_probe_container() {
+        let cases = [
+            ("jobs have no link", linked_facts("gitlab:gitlab", "")),
+            ("jobs link another container", linked_facts("gitlab:gitlab", "    links = [\"other:gitlab\"]\n")),
+            ("jobs link the name twice", linked_facts("gitlab:gitlab", "    links = [\"gitlab:gitlab\", \"other:gitlab\"]\n")),
+            ("jobs also map the name", linked_facts("gitlab:gitlab", "    links = [\"gitlab:gitlab\"]\n    extra_hosts = [\"gitlab:10.0.0.9\"]\n")),
+            ("jobs on a user-defined network", linked_facts("gitlab:gitlab", "    network_mode = \"ci-net\"\n    links = [\"gitlab:gitlab\"]\n")),
+            ("runner links another alias", linked_facts("gitlab:gitlab.example.test", "    links = [\"gitlab:gitlab\"]\n")),
+            ("runner links another container", linked_facts("other:gitlab", "    links = [\"gitlab:gitlab\"]\n")),
+        ];
+        for (case, facts) in cases {
+            assert_eq!(linked_access(&facts, LINKED_HOSTS), None, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_stale_hosts_line_needs_a_probe_container() {
+        let facts = linked_facts("gitlab:gitlab", "    links = [\"gitlab:gitlab\"]\n");
+        // GitLab restarted with a new address; the runner's hosts file still has the old one.
+        assert_eq!(linked_access(&facts, &LINKED_HOSTS.replace("172.17.0.2", "172.17.0.9")), None, "an old address");
+        assert_eq!(linked_access(&facts, &format!("10.0.0.9 gitlab\n{LINKED_HOSTS}")), None, "an earlier line wins");
+        assert_eq!(linked_access(&facts, HOSTS), None, "no line names GitLab");
+
+        let mut on_two = facts.clone();
+        if let RunnerKind::Container(container) = &mut on_two.runners[0].kind {
+            container.networks.push(attachment("ci-net", "172.18.0.3", &[]));
+        }
+        assert_eq!(linked_access(&on_two, LINKED_HOSTS), None, "runner also on a user-defined network");
     }
 
     #[test]

@@ -51,6 +51,14 @@ pub(crate) fn job_basis(view: Option<&crate::facts::job::JobView>) -> crate::fin
             method: Method::Probe,
             detail: format!("probed from runner container `{container}`, which is on network `{network}` like the job containers; every URL tried names a container on that network, so a job gets the same answers"),
         },
+        Some(JobAccess::Linked { container, links }) => Basis {
+            view: View::Job,
+            method: Method::Probe,
+            detail: format!(
+                "probed from runner container `{container}`, which is on the default bridge with the same legacy link as the job containers ({}); every URL tried names a container through that link, so a job gets the same answers",
+                links.iter().map(|link| format!("`--link {link}`")).collect::<Vec<_>>().join(", ")
+            ),
+        },
         Some(JobAccess::Unavailable { reason }) => Basis { view: View::Job, method: Method::Reasoning, detail: format!("judged from the job's network settings; no probe: {reason}") },
         Some(JobAccess::Disabled) => Basis { view: View::Job, method: Method::Reasoning, detail: "judged from the job's network settings; probes are off (`--no-probe`)".into() },
         None => Basis { view: View::Job, method: Method::Reasoning, detail: "judged from the job's network settings".into() },
