@@ -336,7 +336,7 @@ fn native_runner_process_is_found_by_its_config_flag() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The daemon's current time, as `docker events --since` takes it.
+/// Returns the daemon's current time, in the form `docker events --since` takes.
 fn docker_clock() -> anyhow::Result<String> {
     let output = std::process::Command::new("docker").args(["info", "--format", "{{.SystemTime}}"]).output()?;
     anyhow::ensure!(output.status.success(), "docker info failed: {}", String::from_utf8_lossy(&output.stderr));

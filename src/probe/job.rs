@@ -128,7 +128,7 @@ fn shared_runner_with_roots(facts: &Facts, view: &PlannedView, accesses: &[ViewA
     Some((runner, JobAccess::Linked { container: name_of(runner), links }))
 }
 
-/// The host of every URL of `view`, when all of them are plain HTTP.
+/// Returns the host of every URL of `view`, when all of them are plain HTTP.
 fn http_hosts(view: &PlannedView) -> Option<Vec<String>> {
     view.urls
         .iter()
@@ -264,7 +264,8 @@ struct Target {
     by_name: bool,
 }
 
-/// A job link as `[runners.docker] links` gives it, `name:alias` or `name`, as `(name, alias)`.
+/// Parses a job link as `[runners.docker] links` gives it, `name:alias` or `name`, into
+/// `(name, alias)`.
 fn parse_job_link(link: &str) -> Option<(&str, &str)> {
     let link = link.trim();
     let (name, alias) = link.split_once(':').unwrap_or((link, link));
@@ -272,7 +273,8 @@ fn parse_job_link(link: &str) -> Option<(&str, &str)> {
     (!name.is_empty() && !alias.is_empty()).then_some((name, alias))
 }
 
-/// The runners to try as stand-ins for `view`: the entries' own runners first, then every other.
+/// Lists the runners to try as stand-ins for `view`: the entries' own runners first, then every
+/// other.
 fn candidate_runners<'a>(facts: &Facts, view: &'a PlannedView) -> impl Iterator<Item = usize> + 'a {
     view.members.iter().map(|(runner, _)| *runner).chain(0..facts.runners.len())
 }
@@ -298,8 +300,8 @@ fn host_of_mapping(mapping: &str) -> &str {
     mapping.split([':', '=']).next().unwrap_or_default().trim()
 }
 
-/// The job view of `view` from the probes of runner container `runner`, which sees what the jobs
-/// see for the reason `access` gives (see [`shared_runner`]).
+/// Builds the job view of `view` from the probes of runner container `runner`, whose view equals
+/// the jobs' for the reason `access` gives (see [`shared_runner`]).
 pub fn shared_view(view: PlannedView, runner: usize, access: JobAccess, probes: &crate::facts::probe::Probes) -> JobView {
     let urls = view
         .urls
@@ -654,7 +656,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_hosts_line_needs_a_probe_container() {
+    fn linked_runner_with_stale_hosts_line_is_rejected() {
         let facts = linked_facts("gitlab:gitlab", "    links = [\"gitlab:gitlab\"]\n");
         // GitLab restarted with a new address; the runner's hosts file still has the old one.
         assert_eq!(linked_access(&facts, &LINKED_HOSTS.replace("172.17.0.2", "172.17.0.9")), None, "an old address");
