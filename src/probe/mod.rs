@@ -329,6 +329,15 @@ pub(crate) async fn session(plan: Plan, files: ViewFiles, timeout: Duration, dea
         async move {
             let _permit = in_flight.acquire().await;
             let outcome = match (probe, client) {
+                // A verification still waiting for its turn at the time limit was never sent, and
+                // saying it timed out would blame GitLab for the queue.
+                (Some(probe), Some(_)) if probe.reached_gitlab() && Instant::now() >= verify_deadline => TokenOutcome::NotSent {
+                    reason: format!(
+                        "GitLab at `{}` verified the other tokens of this runner too slowly to reach this one within {} s; run again with a higher `--timeout`",
+                        crate::secret::redact_url(url),
+                        timeout.as_secs()
+                    ),
+                },
                 (Some(probe), Some(client)) if probe.reached_gitlab() => {
                     let _wait = crate::progress::wait(format!("GitLab at {} from {} to verify a runner token", crate::secret::redact_url(url), view));
                     client.verify(&api_base(url), token, system_id.as_deref(), verify_deadline).await
@@ -523,8 +532,8 @@ pub fn socket_path_of(host: Option<&str>, docker_host_env: Option<&str>) -> Opti
     endpoint.strip_prefix("unix://").map(str::to_string)
 }
 
-/// Checks that `path` is a socket and that a Docker daemon answers `GET /_ping` through it by
-/// `deadline`.
+/// Checks that `path` is a socket and that a Docker daemon responds to `GET /_ping` through it
+/// by `deadline`.
 async fn probe_socket(path: &Path, deadline: Instant) -> SocketState {
     use std::os::unix::fs::FileTypeExt;
 
@@ -550,6 +559,61 @@ async fn probe_socket(path: &Path, deadline: Instant) -> SocketState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves GitLab's two probe endpoints on a loopback port, one request per connection.
+    /// `GET /api/v4/version` returns 401 at once, and `POST /api/v4/runners/verify` returns 200
+    /// after `verify_delay`.
+    async fn slow_verify_server(verify_delay: Duration) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 4096];
+                    let read = stream.read(&mut request).await.unwrap_or(0);
+                    let (status, body) = if String::from_utf8_lossy(&request[..read]).starts_with("POST /api/v4/runners/verify") {
+                        tokio::time::sleep(verify_delay).await;
+                        ("200 OK", r#"{"id":7,"token_expires_at":null}"#)
+                    } else {
+                        ("401 Unauthorized", r#"{"message":"401 Unauthorized"}"#)
+                    };
+                    let response = format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        address
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn verifications_queued_past_the_limit_are_not_sent() {
+        // 16 verifications run at once, each taking 0.6 s against a 1 s limit: the first 16
+        // finish, the next 16 time out at the limit, and the last 8 get no turn in time.
+        let address = slow_verify_server(Duration::from_millis(600)).await;
+        let url = format!("http://{address}/");
+        let tokens = (0..40).map(|entry| (entry, url.clone(), Secret::new(format!("glrt-FAKEqueue{entry:012}")))).collect();
+        let plan = Plan { view: "this host".into(), urls: BTreeMap::from([(url.clone(), Vec::new())]), tokens, ca_root: "/".into(), ..Plan::default() };
+        let timeout = Duration::from_secs(1);
+
+        let (urls, token_probes, _) = session(plan, ViewFiles::load(Path::new("/")), timeout, Instant::now() + Duration::from_secs(10)).await;
+
+        assert!(urls[0].reached_gitlab(), "{:?}", urls[0]);
+        let valid = token_probes.iter().filter(|probe| matches!(probe.outcome, TokenOutcome::Valid { .. })).count();
+        let not_sent: Vec<&String> = token_probes
+            .iter()
+            .filter_map(|probe| match &probe.outcome {
+                TokenOutcome::NotSent { reason } => Some(reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(token_probes.len(), 40);
+        assert!(valid <= VERIFICATIONS, "{token_probes:?}");
+        // The third turn starts at the limit at the earliest; on a loaded machine, the second may
+        // too.
+        assert!(not_sent.len() >= 40 - 2 * VERIFICATIONS, "{token_probes:?}");
+        assert!(not_sent[0].contains("too slowly to reach this one within 1 s"), "{}", not_sent[0]);
+        assert!(not_sent[0].contains("--timeout"), "{}", not_sent[0]);
+    }
 
     #[test]
     fn api_base_drops_slash_and_legacy_suffix() {
