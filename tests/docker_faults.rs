@@ -137,18 +137,27 @@ fn malformed_docker_host_names_the_value() {
 }
 
 #[test]
-fn probe_container_that_cannot_start_falls_back_to_reasoning() -> anyhow::Result<()> {
+fn job_network_rejected_by_docker_is_an_error() -> anyhow::Result<()> {
     let bed = ci_doctor_testbed::Bed::new("probe-cannot-start")?;
     bed.network("ci-net").create()?;
     let dns = dns(&bed, "ci-net", &[]);
     bed.container("gitlab").image(GITLAB_IMAGE).network("ci-net").env("GITLAB_OMNIBUS_CONFIG", "external_url 'http://gitlab'").gitlab_standin(&state_with_runners(&[])).start()?;
     let config = "concurrent = 1\n\n[[runners]]\n  name = \"lost\"\n  url = \"http://gitlab/\"\n  token = \"glrt-FAKEnoprobe00112233\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    network_mode = \"no-such-network\"\n";
-    runner_container(&bed, Some("ci-net"), config, None, dns);
+    let config_path = runner_container(&bed, Some("ci-net"), config, None, dns);
 
+    // Docker refuses the probe container as it refuses every job container of this entry.
     let report = diagnose_container("gitlab-runner", &[]).json();
-    let clone = verdict(&report, "network.clone-url");
-    assert_eq!(clone["basis"]["method"], "reasoning", "{clone:#}");
-    assert!(clone["basis"]["detail"].as_str().unwrap().contains("no-such-network"), "the reason is shown: {clone:#}");
+    let clone = finding(&report, "network.clone-url", "error");
+    assert!(clone["message"].as_str().unwrap().contains("cannot start: Docker rejects their network settings"), "{clone:#}");
+    assert!(text_of(clone).contains("network no-such-network not found"), "Docker's message is shown: {clone:#}");
+    assert_eq!(clone["basis"]["method"], "probe", "{clone:#}");
+
+    // Jobs on the default bridge with a link to GitLab, which is on `ci-net` only.
+    std::fs::write(config_path, config.replace("network_mode = \"no-such-network\"", "links = [\"gitlab:gitlab\"]"))?;
+    let report = diagnose_container("gitlab-runner", &[]).json();
+    let clone = finding(&report, "network.clone-url", "error");
+    assert!(text_of(clone).contains("Cannot link to /gitlab, as it does not belong to the default network"), "{clone:#}");
+    assert!(text_of(clone).contains("`network_mode = \"ci-net\"`"), "the help names GitLab's network: {clone:#}");
     // Docker removes an ended probe container by itself, shortly after ci-doctor exits.
     assert!(ci_doctor_testbed::wait_for_probe_containers(std::time::Duration::from_secs(10)), "{:?}", leftover_probes());
     Ok(())

@@ -67,6 +67,9 @@ pub enum JobAccess {
     /// default bridge with legacy links (`links`, in `--link name:alias` form) that map each
     /// URL's host to the same container, so the runner's own probes show what a job sees.
     Linked { container: String, links: Vec<String> },
+    /// Docker rejected a container with the job's network settings, as it rejects every job
+    /// container of these settings; `message` is the daemon's error.
+    Rejected { message: String },
     /// No probe was possible; checks reason from the settings.
     Unavailable { reason: String },
     /// `--no-probe` was given.

@@ -416,11 +416,24 @@ async fn probe_view(
             }
             Err(error) => {
                 remove(client, &name).await;
+                // Another image would get the same error, and so does every job.
+                if rejects_job_network(&error) {
+                    return (JobAccess::Rejected { message: error }, Vec::new());
+                }
                 last_error = error;
             }
         }
     }
     (JobAccess::Unavailable { reason: format!("no probe container could start: {last_error}") }, Vec::new())
+}
+
+/// Whether a Docker error on creating or starting a container blames the network settings it was
+/// given, rather than the image or the daemon. The phrases are Docker Engine 20.10's, each seen
+/// here. A daemon that words them otherwise leaves the job view to reasoning.
+fn rejects_job_network(message: &str) -> bool {
+    const PHRASES: [&str; 4] = ["Cannot link to", "could not get container for", "conflicting options", "invalid IP address in add-host"];
+    let network_missing = message.contains("network ") && message.contains(" not found");
+    network_missing || PHRASES.iter().any(|phrase| message.contains(phrase))
 }
 
 /// Creates and starts the probe container and returns its process id.
@@ -668,6 +681,24 @@ mod tests {
             container.networks.push(attachment("ci-net", "172.18.0.3", &[]));
         }
         assert_eq!(linked_access(&on_two, LINKED_HOSTS), None, "runner also on a user-defined network");
+    }
+
+    #[test]
+    fn docker_errors_blaming_job_network_are_recognized() {
+        let rejections = [
+            "Docker responded with status code 404: network no-such-net not found",
+            "Docker responded with status code 500: Cannot link to /gitlab, as it does not belong to the default network",
+            "Docker responded with status code 404: could not get container for gitlab: No such container: gitlab",
+            "Docker responded with status code 400: invalid IP address in add-host: \"notanip\"",
+            "Docker responded with status code 400: conflicting options: dns and the network mode",
+        ];
+        for message in rejections {
+            assert!(rejects_job_network(message), "{message}");
+        }
+        let other = ["Docker responded with status code 404: No such image: alpine:3.20", "the probe container from `alpine:3.20` stopped at once", "operation timed out"];
+        for message in other {
+            assert!(!rejects_job_network(message), "{message}");
+        }
     }
 
     #[test]

@@ -38,6 +38,9 @@ impl Check for CloneUrl {
 
 fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Vec<Finding> {
     let name = entry.label();
+    if let Some(finding) = rejected(id, facts, runner, entry) {
+        return vec![finding];
+    }
     let Some(source) = topology::clone_source(facts, runner, entry) else {
         return vec![Finding::new(id, Status::Skipped, format!("the clone URL of runner `{name}` is unknown: no `clone_url`, and no GitLab container on this host matches its `url`"))
             .help("set `clone_url`, or run ci-doctor where GitLab's container runs")];
@@ -103,6 +106,26 @@ fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Vec<F
         ),
     }
     findings
+}
+
+/// Reports an error when Docker rejected a container with the job's network settings. No job of
+/// the entry starts then, so there is no clone to judge.
+fn rejected(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Option<Finding> {
+    let view = facts.job_view(runner, entry.index)?;
+    let crate::facts::job::JobAccess::Rejected { message } = &view.access else { return None };
+    let daemon_message = message.split_once(": ").map_or(message.as_str(), |(_, rest)| rest);
+    let mut finding = Finding::new(id, Status::Error, format!("job containers of runner `{}` cannot start: Docker rejects their network settings", entry.label()))
+        .effect(format!("every job fails before it runs, with \"Error response from daemon: {daemon_message}\""))
+        .basis(job_basis(Some(view)));
+    finding = if message.contains("Cannot link to") || message.contains("could not get container for") {
+        // GitLab's own user-defined network is where jobs reach it by name without links.
+        let gitlab_network = facts.gitlabs.iter().flat_map(|gitlab| &gitlab.container.networks).map(|attachment| attachment.name.as_str()).find(|name| topology::is_user_defined(name));
+        let network_mode = gitlab_network.map_or("network_mode".to_string(), |network| format!("network_mode = \"{network}\""));
+        finding.help(format!("legacy `links` work only between running containers on the default bridge: put GitLab, the runner and the jobs on one user-defined network (`{network_mode}` in `[runners.docker]`) and drop `links`"))
+    } else {
+        finding.help("correct `network_mode`, `links`, `extra_hosts` or `dns` in `[runners.docker]` so that Docker accepts them; `docker network ls` lists the networks")
+    };
+    Some(finding)
 }
 
 /// Judges from settings alone, for names whose resolution the settings decide.

@@ -59,6 +59,11 @@ pub(crate) fn job_basis(view: Option<&crate::facts::job::JobView>) -> crate::fin
                 links.iter().map(|link| format!("`--link {link}`")).collect::<Vec<_>>().join(", ")
             ),
         },
+        Some(JobAccess::Rejected { message }) => Basis {
+            view: View::Job,
+            method: Method::Probe,
+            detail: format!("Docker rejected a short-lived container with the job's network settings: {message}"),
+        },
         Some(JobAccess::Unavailable { reason }) => Basis { view: View::Job, method: Method::Reasoning, detail: format!("judged from the job's network settings; no probe: {reason}") },
         Some(JobAccess::Disabled) => Basis { view: View::Job, method: Method::Reasoning, detail: "judged from the job's network settings; probes are off (`--no-probe`)".into() },
         None => Basis { view: View::Job, method: Method::Reasoning, detail: "judged from the job's network settings".into() },
