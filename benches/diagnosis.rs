@@ -268,9 +268,10 @@ impl Report {
 
 // --- Setups ------------------------------------------------------------------------------------
 
-/// The healthy setup, then the same setup grown to the scale setup: GitLab (the stand-in) and a
-/// runner container on one user-defined network, which the jobs join too; the runner's config in
-/// a bind-mounted directory, the Docker socket mounted, and a pipeline in the working directory.
+/// Times the healthy setup, then the same setup grown to the scale setup. The healthy setup is
+/// GitLab (the stand-in) and a runner container on one user-defined network, which the jobs join
+/// too, with the runner's config in a bind-mounted directory, the Docker socket mounted, and a
+/// pipeline in the working directory.
 fn healthy_and_scale(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     println!("healthy setup: GitLab, a runner container and its jobs on one network; one [[runners]] entry");
     let bed = Bed::new("bench-healthy")?;

@@ -65,7 +65,7 @@ pub enum JobAccess {
     Shared { container: String, network: String },
     /// No probe container: runner container `container` and the job containers are on Docker's
     /// default bridge with legacy links (`links`, in `--link name:alias` form) that map each
-    /// URL's host to the same container, so the runner's own probes show what a job sees.
+    /// URL's host to the same container, so the runner's own probes show the job's view.
     Linked { container: String, links: Vec<String> },
     /// Docker rejected a container with the job's network settings, as it rejects every job
     /// container of these settings; `message` is the daemon's error.

@@ -111,7 +111,7 @@ impl FileCache {
 
 /// The runner container whose own probes show what a job container with `view`'s settings sees
 /// for every one of its URLs, with how that is known, so that no probe container is needed. That
-/// holds in two layouts, [`shared_on_network`] and [`shared_through_links`]. HTTPS URLs always
+/// is true in two layouts, [`shared_on_network`] and [`shared_through_links`]. HTTPS URLs always
 /// get a probe container, because a job trusts the CA bundle of its own image.
 pub fn shared_runner(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess]) -> Option<(usize, JobAccess)> {
     let root_of = |pid| PathBuf::from(format!("/proc/{pid}/root"));
@@ -190,11 +190,11 @@ fn shared_on_network(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess],
 ///   container, whose namespace ci-doctor enters, on no other network;
 /// - every URL is plain HTTP and its host is the alias of exactly one job link to a known GitLab
 ///   container, not named by the jobs' `extra_hosts`, or that container's bridge address;
-/// - the runner container links the same container, under the same alias for a name, does not
-///   map the name otherwise (`--add-host`, its own name or host name), and the first line of its
-///   hosts file that names it gives that container's current bridge address. Docker writes that
-///   line into a job container's hosts file at its start, and the bridge carries both
-///   connections alike.
+/// - the runner container links the same container, under the same alias for a name, and does
+///   not map the name otherwise (`--add-host`, its own name or host name);
+/// - the first line of the runner's hosts file that names the host gives that container's
+///   current bridge address. Docker writes that line into a job container's hosts file at its
+///   start, and the bridge carries both connections alike.
 fn shared_through_links(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess], root_of: &dyn Fn(u32) -> PathBuf) -> Option<(usize, Vec<String>)> {
     if view.network.network_mode.as_deref().is_some_and(|mode| mode != "bridge") {
         return None;
@@ -427,8 +427,8 @@ async fn probe_view(
     (JobAccess::Unavailable { reason: format!("no probe container could start: {last_error}") }, Vec::new())
 }
 
-/// Whether a Docker error on creating or starting a container blames the network settings it was
-/// given, rather than the image or the daemon. The phrases are Docker Engine 20.10's, each seen
+/// Returns whether a Docker error on creating or starting a container blames the network settings
+/// it was given, rather than the image or the daemon. The phrases are Docker Engine 20.10's, each seen
 /// here. A daemon that words them otherwise leaves the job view to reasoning.
 fn rejects_job_network(message: &str) -> bool {
     const PHRASES: [&str; 4] = ["Cannot link to", "could not get container for", "conflicting options", "invalid IP address in add-host"];
