@@ -145,7 +145,7 @@ fn job_network_rejected_by_docker_is_an_error() -> anyhow::Result<()> {
     let config = "concurrent = 1\n\n[[runners]]\n  name = \"lost\"\n  url = \"http://gitlab/\"\n  token = \"glrt-FAKEnoprobe00112233\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3.20\"\n    network_mode = \"no-such-network\"\n";
     let config_path = runner_container(&bed, Some("ci-net"), config, None, dns);
 
-    // Docker refuses the probe container as it refuses every job container of this entry.
+    // Docker rejects the probe container as it rejects every job container of this entry.
     let report = diagnose_container("gitlab-runner", &[]).json();
     let clone = finding(&report, "network.clone-url", "error");
     assert!(clone["message"].as_str().unwrap().contains("cannot start: Docker rejects their network settings"), "{clone:#}");

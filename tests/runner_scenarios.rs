@@ -38,7 +38,7 @@ fn healthy_runner_linked_on_default_bridge() -> anyhow::Result<()> {
     assert_eq!(run.status, 0, "{}", run.stderr);
 
     // Jobs link GitLab under the same name as the runner container, so the runner's own probes
-    // stand for the job's view and no probe container is created.
+    // give the job's view and no probe container is created.
     let clones = verdicts(&report, "network.clone-url");
     assert!(clones.iter().any(|clone| clone["status"] == "ok"), "{clones:#?}");
     for clone in clones.iter().filter(|clone| clone["status"] == "ok") {
@@ -343,7 +343,7 @@ fn docker_clock() -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
-/// Names of ci-doctor probe containers the daemon created since `since`.
+/// Lists the names of ci-doctor probe containers the daemon created since `since`.
 fn probe_containers_created_since(since: &str) -> anyhow::Result<Vec<String>> {
     let until = docker_clock()?;
     let filter = format!("label={}", ci_doctor_testbed::PROBE_LABEL);

@@ -139,7 +139,7 @@ fn http_hosts(view: &PlannedView) -> Option<Vec<String>> {
         .collect()
 }
 
-/// The runner container on the jobs' user-defined network, with that network, when
+/// Returns the runner container on the jobs' user-defined network, with that network, when
 ///
 /// - jobs join a user-defined network (`network_mode`), and the runner container, whose
 ///   namespace ci-doctor enters, is on that network and on no other user-defined one;
@@ -183,8 +183,8 @@ fn shared_on_network(facts: &Facts, view: &PlannedView, accesses: &[ViewAccess],
     Some((runner, network.to_string()))
 }
 
-/// The runner container linked like the jobs on Docker's default bridge, with the links in
-/// `--link name:alias` form, when
+/// Returns the runner container linked like the jobs on Docker's default bridge, with the links
+/// in `--link name:alias` form, when
 ///
 /// - jobs use the default bridge (no `network_mode`, or `bridge`), and so does the runner
 ///   container, whose namespace ci-doctor enters, on no other network;
@@ -644,7 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn runner_linked_like_the_jobs_stands_for_them() {
+    fn linked_runner_gives_job_view() {
         for keys in ["    links = [\"gitlab:gitlab\"]\n", "    links = [\"gitlab\"]\n", "    network_mode = \"bridge\"\n    links = [\"gitlab:gitlab\"]\n"] {
             let facts = linked_facts("gitlab:gitlab", keys);
             let expected = JobAccess::Linked { container: "gitlab-runner".into(), links: vec!["gitlab:gitlab".into()] };
@@ -653,7 +653,7 @@ mod tests {
     }
 
     #[test]
-    fn links_that_differ_need_a_probe_container() {
+    fn differing_links_need_probe_container() {
         let cases = [
             ("jobs have no link", linked_facts("gitlab:gitlab", "")),
             ("jobs link another container", linked_facts("gitlab:gitlab", "    links = [\"other:gitlab\"]\n")),
@@ -669,7 +669,7 @@ mod tests {
     }
 
     #[test]
-    fn linked_runner_with_stale_hosts_line_is_rejected() {
+    fn linked_runner_with_stale_hosts_rejected() {
         let facts = linked_facts("gitlab:gitlab", "    links = [\"gitlab:gitlab\"]\n");
         // GitLab restarted with a new address; the runner's hosts file still has the old one.
         assert_eq!(linked_access(&facts, &LINKED_HOSTS.replace("172.17.0.2", "172.17.0.9")), None, "an old address");
@@ -684,7 +684,7 @@ mod tests {
     }
 
     #[test]
-    fn docker_errors_blaming_job_network_are_recognized() {
+    fn job_network_rejections_are_recognized() {
         let rejections = [
             "Docker responded with status code 404: network no-such-net not found",
             "Docker responded with status code 500: Cannot link to /gitlab, as it does not belong to the default network",

@@ -103,7 +103,7 @@ async fn run(facts: &Facts, accesses: &[ViewAccess], extra: &[(usize, String)], 
     let mut probes = Probes::default();
     let mut sessions = Vec::new();
 
-    // Socket pings share one time limit and a bound, like token verifications: each runner
+    // Socket pings share one time limit and a bound, like token verifications. Each runner
     // container pings its own mount, but most mounts lead to the same daemon.
     let pings = tokio::sync::Semaphore::new(SOCKET_PINGS);
     let ping_deadline = (Instant::now() + timeout).min(deadline);

@@ -113,7 +113,11 @@ fn judge(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Vec<F
 fn rejected(id: &'static str, facts: &Facts, runner: usize, entry: &Entry) -> Option<Finding> {
     let view = facts.job_view(runner, entry.index)?;
     let crate::facts::job::JobAccess::Rejected { message } = &view.access else { return None };
-    let daemon_message = message.split_once(": ").map_or(message.as_str(), |(_, rest)| rest);
+    // The job log shows the daemon's own words, without the HTTP status ci-doctor adds.
+    let daemon_message = match message.strip_prefix("Docker responded with status code ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, text)| text),
+        None => message.as_str(),
+    };
     let mut finding = Finding::new(id, Status::Error, format!("job containers of runner `{}` cannot start: Docker rejects their network settings", entry.label()))
         .effect(format!("every job fails before it runs, with \"Error response from daemon: {daemon_message}\""))
         .basis(job_basis(Some(view)));
